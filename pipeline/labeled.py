@@ -1,0 +1,95 @@
+"""The hand-written labelled corpus (data/labeled/opinions.csv): load and validate.
+
+Validation fails loudly (``LabeledDataError`` naming the rows) on an unknown category code, an unknown
+candidate id, a duplicate opinion_id, a duplicate group whose members carry different labels, a group
+that straddles the train/dev split, or a missing text.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import paths
+from pipeline.config import Domain, load_domain
+
+REQUIRED = ("opinion_id", "window", "body", "prefecture", "stated_candidate", "text", "reason", "candidate_id", "category", "dup_group", "note", "writer", "split")
+SPLITS = ("train", "dev")
+
+
+class LabeledDataError(ValueError):
+    pass
+
+
+def validate(frame: pd.DataFrame, domain: Domain, source: str = "labelled data") -> None:
+    errors: list[str] = []
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise LabeledDataError(f"{source}: missing columns {missing}")
+
+    def rows(mask) -> str:
+        ids = frame.loc[mask, "opinion_id"].tolist()
+        return ", ".join(map(str, ids[:10])) + (" …" if len(ids) > 10 else "")
+
+    bad_cat = ~frame["category"].isin(domain.category_codes)
+    if bad_cat.any():
+        errors.append(f"unknown category codes {sorted(set(frame.loc[bad_cat, 'category']))} in rows {rows(bad_cat)}")
+    bad_cand = ~frame["candidate_id"].isin(domain.candidate_ids)
+    if bad_cand.any():
+        errors.append(f"unknown candidate ids {sorted(set(frame.loc[bad_cand, 'candidate_id']))} in rows {rows(bad_cand)}")
+    dup_id = frame["opinion_id"].duplicated(keep=False)
+    if dup_id.any():
+        errors.append(f"duplicate opinion_id in rows {rows(dup_id)}")
+    empty = frame["text"].str.strip() == ""
+    if empty.any():
+        errors.append(f"empty text in rows {rows(empty)}")
+    bad_split = ~frame["split"].isin(SPLITS)
+    if bad_split.any():
+        errors.append(f"split must be one of {SPLITS} in rows {rows(bad_split)}")
+    grouped = frame[frame["dup_group"] != ""].groupby("dup_group")
+    for g, members in grouped:
+        if members["category"].nunique() > 1 or members["candidate_id"].nunique() > 1:
+            errors.append(f"duplicate group {g} has mixed labels: " + ", ".join(f"{i}={c}/{k}" for i, c, k in members[["opinion_id", "category", "candidate_id"]].itertuples(index=False)))
+        if members["split"].nunique() > 1:
+            errors.append(f"duplicate group {g} straddles the train/dev split")
+    if errors:
+        raise LabeledDataError(f"{source}: " + "\n".join(errors))
+
+
+def load_labeled(path: Path = paths.LABELED_CSV, domain: Domain | None = None) -> pd.DataFrame:
+    """Load and validate the labelled corpus; every column is a string ("" for empty)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: labelled data not found (data/labeled/opinions.csv is part of the repository)")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    validate(frame, domain or load_domain(), str(path))
+    return frame
+
+
+def split(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    return frame[frame["split"] == name].reset_index(drop=True)
+
+
+# writers whose rows form the dev split: written by different people than the train split
+DEV_WRITERS = ("W6", "W7")
+
+
+def assemble_drafts(files: list[Path]) -> pd.DataFrame:
+    """Join the writers' JSONL drafts into the corpus table (writer from the id, split by writer)."""
+    import json
+
+    rows = []
+    for f in sorted(files):
+        for n, line in enumerate(f.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise LabeledDataError(f"{f}:{n}: {e}") from None
+    frame = pd.DataFrame(rows).fillna("")
+    frame["writer"] = frame["opinion_id"].str.split("-").str[0]
+    frame["split"] = frame["writer"].map(lambda w: "dev" if w in DEV_WRITERS else "train")
+    for c in REQUIRED:
+        if c not in frame.columns:
+            frame[c] = ""
+    return frame[list(REQUIRED)].astype(str)

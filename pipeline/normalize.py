@@ -1,0 +1,94 @@
+"""Normalise: derive matching text from the original (which is kept untouched for display).
+
+- NFKC folds 全角英数 to 半角, 半角カナ to 全角, and ①/⑴ to plain digits;
+- the officer's contact details (e-mail, phone, 内線, a trailing 「担当：…」 block) are cut out of the
+  matching text and kept in their own column, so that two bodies' copies of one text still match and
+  classifiers do not learn from officers' names;
+- URLs become a placeholder token;
+- whitespace and line breaks collapse; ``dedupe_key`` additionally drops punctuation and masks the
+  body's own name and self-references (本市, 当町 …), the edits bodies make when re-sending a text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import pandas as pd
+
+EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
+PHONE = re.compile(r"(?<!\d)(?:\(?0\d{1,4}\)?[-‐ー−\s]?\d{1,4}[-‐ー−\s]\d{3,4}|0\d{9,10}|0120-?\d{2,3}-?\d{3,4})(?!\d)")
+EXTENSION = re.compile(r"内線\s*[:：]?\s*\d{2,6}")
+URL = re.compile(r"https?://[^\s）)」』、。]+")
+CONTACT_CUE = re.compile(r"担当|問合せ|問い合わせ|問合わせ|連絡先|TEL|Tel|tel|電話|内線|E-?mail|e-?mail|メール|FAX|Fax")
+# a trailing contact block: the last line, or a final （…） / 【…】 / 「…」-less tail that carries a cue
+TAIL_BLOCK = re.compile(r"(?:\n|^|(?<=[。．.]))\s*[（(【\[［]?[^\n。]{0,20}(?:担当|問合せ|問い合わせ|問合わせ|連絡先)[^\n]*$")
+PAREN_TAIL = re.compile(r"[（(【\[［][^（(【\[［]*$")
+# 「担当：…」「（担当 …）」「担当者 …」 name an officer; a bare 担当 (「担当課の負担」) does not
+OFFICER = re.compile(r"担当(?:者)?\s*[:：]|[（(【\[［]\s*担当|担当者")
+SELF_REFERENCE = re.compile(r"(?:本|当|弊|我が)(?:市|町|村|区|県|府|都|道|団体|自治体)")
+PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
+WS = re.compile(r"\s+")
+
+
+def nfkc(text: str) -> str:
+    return unicodedata.normalize("NFKC", text or "")
+
+
+def split_contact(text: str) -> tuple[str, str]:
+    """Split a text into (body, contact): the contact block an officer pasted at the end, if any."""
+    s = (text or "").rstrip()
+    m = TAIL_BLOCK.search(s)
+    if m and (EMAIL.search(m.group()) or PHONE.search(m.group()) or EXTENSION.search(m.group()) or OFFICER.search(m.group())):
+        return s[: m.start()].rstrip(), m.group().strip()
+    # a final parenthesised block with a phone / e-mail inside: 「…。（情報政策課 佐藤 TEL 012-345-6789）」
+    m = PAREN_TAIL.search(s)
+    if m and CONTACT_CUE.search(m.group()) and (EMAIL.search(m.group()) or PHONE.search(m.group()) or EXTENSION.search(m.group())):
+        return s[: m.start()].rstrip(), m.group().strip()
+    return s, ""
+
+
+def mask_contacts(text: str) -> str:
+    """Remove remaining e-mail addresses, phone numbers and extensions; URLs become ``URL``."""
+    text = EMAIL.sub(" ", text)
+    text = URL.sub(" URL ", text)
+    text = EXTENSION.sub(" ", text)
+    return PHONE.sub(" ", text)
+
+
+def match_text(text: str) -> str:
+    """The text classifiers and embedders see: NFKC, contacts out, whitespace collapsed."""
+    body, _ = split_contact(nfkc(text))
+    return WS.sub(" ", mask_contacts(body)).strip()
+
+
+def body_names(body: str) -> list[str]:
+    """The names a body may use for itself: 「青森県八戸市」 → 青森県八戸市, 八戸市, 青森県."""
+    body = nfkc(body).strip()
+    if not body:
+        return []
+    names = {body}
+    m = re.match(r"^(.+?[都道府県])(.+[市区町村])$", body)
+    if m:
+        names.update({m.group(1), m.group(2)})
+    return sorted(names, key=len, reverse=True)
+
+
+def dedupe_key(text: str, body: str = "") -> str:
+    """Matching text without punctuation/whitespace, with the body's own name and self-references masked."""
+    s = match_text(text)
+    for name in body_names(body):
+        s = s.replace(name, "〇")
+    s = SELF_REFERENCE.sub("〇", s)
+    return PUNCT.sub("", s)
+
+
+def normalise(opinions: pd.DataFrame) -> pd.DataFrame:
+    """Add ``match_text``, ``match_reason``, ``contact`` and ``dedupe_key`` columns; rows unchanged in number."""
+    out = opinions.copy()
+    split = out["text"].map(lambda t: split_contact(nfkc(t)))
+    out["contact"] = [c for _, c in split]
+    out["match_text"] = out["text"].map(match_text)
+    out["match_reason"] = out["reason"].map(match_text)
+    out["dedupe_key"] = [dedupe_key(t, b) for t, b in zip(out["text"], out["body"])]
+    return out

@@ -1,0 +1,94 @@
+"""Shared fixtures: small frames and raw files written in every supported format."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from pipeline.config import IngestConfig, load_domain, load_params  # noqa: E402
+
+OPINIONS = [
+    ("1", "青森県八戸市", "青森県", "①入札参加資格審査システム", "入札参加資格の審査項目が団体ごとに異なるため、共通化と併せて標準項目を示してほしい。", "事業者から毎年同じ書類を何度も求められるとの苦情が多いため。"),
+    ("2", "青森県弘前市", "青森県", "入札", "入札参加資格の審査項目が団体ごとに異なるため、共通化と併せて標準項目を示してほしい。", "事業者から毎年同じ書類を何度も求められるとの苦情が多いため。"),
+    ("3", "青森県十和田市", "青森県", "", "本市では令和10年3月まで現行システムの保守契約があるため、それまでは移行できない。", ""),
+    ("4", "岩手県", "岩手県", "全般", "ガバメントクラウドへの移行経費について財政支援を拡充されたい。", "移行経費が見込みを大きく上回っているため。"),
+]
+
+
+@pytest.fixture(scope="session")
+def domain():
+    return load_domain()
+
+
+@pytest.fixture(scope="session")
+def params():
+    return load_params()
+
+
+@pytest.fixture()
+def ingest_cfg():
+    return IngestConfig()
+
+
+def write_csv(path: Path, header: list[str], rows: list[tuple], encoding: str = "utf-8") -> Path:
+    frame = pd.DataFrame(rows, columns=header)
+    frame.to_csv(path, index=False, encoding=encoding)
+    return path
+
+
+def write_xlsx(path: Path, header: list[str], rows: list[tuple], title: str | None = None) -> Path:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "回答"
+    if title:
+        ws.append([title])
+    ws.append(header)
+    for r in rows:
+        ws.append(list(r))
+    wb.save(path)
+    return path
+
+
+@pytest.fixture()
+def raw_window(tmp_path) -> Path:
+    """A window of three files: UTF-8 BOM CSV, CP932 CSV and .xlsx, each with other header aliases."""
+    d = tmp_path / "raw" / "R9-test"
+    d.mkdir(parents=True)
+    write_csv(d / "aomori.csv", ["番号", "団体名", "都道府県", "対象", "意見", "理由"], OPINIONS[:2], encoding="utf-8-sig")
+    write_csv(d / "towada.csv", ["No.", "回答団体", "都道府県名", "該当箇所", "ご意見", "意見の理由"], [("10",) + OPINIONS[2][1:]], encoding="cp932")
+    write_xlsx(d / "iwate.xlsx", ["通番", "提出団体", "都道府県", "共通化候補", "意見内容", "理由・背景"], [("20",) + OPINIONS[3][1:]], title="共通化候補案に対する意見（岩手県取りまとめ）")
+    return d
+
+
+@pytest.fixture(scope="session")
+def labeled(domain):
+    from pipeline.labeled import load_labeled
+
+    return load_labeled(domain=domain)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, labeled, domain, params):
+    """A quickly trained model (character n-grams + cues, a third of the train split): for tests of
+    the mechanics, not of quality. Quality is measured by `opinions evaluate` on the full model."""
+    from dataclasses import replace
+
+    from pipeline.classify import save_model
+    from pipeline.labeled import split
+    from pipeline.train import fit_opinion_model
+
+    train = split(labeled, "train")
+    train = train[train.index % 3 == 0]
+    cfg = replace(params.classify, features=("char", "cues"))
+    model, _ = fit_opinion_model(train, domain, cfg)
+    d = tmp_path_factory.mktemp("model")
+    save_model(model, d)
+    return d

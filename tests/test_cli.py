@@ -1,0 +1,76 @@
+"""End-to-end: the real `opinions` CLI on fixture files in tmp_path."""
+
+import os
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.batch import CONTRACT_COLUMNS
+from pipeline.cli import app
+from tests.conftest import write_csv
+
+runner = CliRunner()
+
+
+def _data_rows(folder) -> int:
+    """Data rows of a raw folder counted independently of the ingest code (pandas readers)."""
+    n = 0
+    for p in folder.iterdir():
+        if p.suffix == ".xlsx":
+            n += len(pd.read_excel(p, skiprows=1).dropna(how="all"))
+        elif p.suffix == ".csv":
+            for enc in ("utf-8-sig", "cp932"):
+                try:
+                    n += len(pd.read_csv(p, encoding=enc, dtype=str))
+                    break
+                except UnicodeDecodeError:
+                    continue
+    return n
+
+
+def test_run_writes_the_contract(raw_window, tmp_path, tiny_model_dir):
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", str(raw_window), "--out", str(out), "--model-dir", str(tiny_model_dir)])
+    assert res.exit_code == 0, res.output
+    ops = pd.read_csv(out / "opinions.csv", dtype=str, keep_default_na=False)
+    assert len(ops) == 4 and list(ops.columns[: len(CONTRACT_COLUMNS)]) == list(CONTRACT_COLUMNS)
+    assert set(ops["window"]) == {"R9-test"}  # defaults to the folder name
+    assert (ops["category"] != "").all() and (ops["candidate_id"] != "").all()
+    assert (out / "run_manifest.json").exists() and (out / "ingest_report.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    assert "4 件の意見" in res.output
+
+
+def test_second_window_links_to_the_first(raw_window, tmp_path, tiny_model_dir):
+    outputs = tmp_path / "outputs"
+    assert runner.invoke(app, ["run", str(raw_window), "--out", str(outputs / "R6-a"), "--window", "R6-a", "--model-dir", str(tiny_model_dir)]).exit_code == 0
+    res = runner.invoke(app, ["run", str(raw_window), "--out", str(outputs / "R7-b"), "--window", "R7-b", "--model-dir", str(tiny_model_dir)])
+    assert res.exit_code == 0, res.output
+    ops = pd.read_csv(outputs / "R7-b" / "opinions.csv", dtype=str, keep_default_na=False)
+    assert (ops["prior_window"] == "R6-a").all()
+
+
+def test_bad_file_stops_with_its_name(tmp_path, tiny_model_dir):
+    d = tmp_path / "w"
+    d.mkdir()
+    write_csv(d / "ok.csv", ["意見"], [("意見です。",)])
+    write_csv(d / "bad.csv", ["団体名", "備考"], [("A市", "x")])
+    res = runner.invoke(app, ["run", str(d), "--out", str(tmp_path / "o"), "--model-dir", str(tiny_model_dir)])
+    assert res.exit_code == 2 and "bad.csv" in res.output and not (tmp_path / "o" / "opinions.csv").exists()
+
+
+@pytest.mark.slow
+def test_fresh_install_trains_then_runs_the_sample(tmp_path, monkeypatch):
+    """The README's main job: no model yet → trains the default model from data/labeled, then runs
+    the bundled sample window, with the network variables set offline."""
+    from pipeline import paths
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    sample = paths.RAW / "R7-sample"
+    res = runner.invoke(app, ["run", str(sample), "--out", str(tmp_path / "out"), "--model-dir", str(tmp_path / "model")])
+    assert res.exit_code == 0, res.output
+    assert os.environ["HF_HUB_OFFLINE"] == "1"
+    ops = pd.read_csv(tmp_path / "out" / "opinions.csv", dtype=str, keep_default_na=False)
+    assert len(ops) == _data_rows(sample) > 100  # every row of every file, once
+    assert ops["opinion_id"].is_unique
+    assert (tmp_path / "model" / "category.skops").exists()
