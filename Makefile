@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 
-.PHONY: install sample test test-all bench clean
+.PHONY: install sample test test-fast bench clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,13 +25,13 @@ sample: install
 	$(BIN)/opinions run $(SAMPLE)
 
 test: install
-	$(BIN)/python -m pytest -q
+	bash scripts/with_test_postgres.sh $(BIN)/python -m pytest -q
 
-test-all: install
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/python benchmarks/bench_batch.py
 
 clean:
-	rm -rf outputs mlflow.db mlruns models/default
+	rm -rf outputs mlflow.db mlartifacts models/default review.db

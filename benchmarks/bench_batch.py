@@ -39,7 +39,13 @@ def scaled(texts: list[str], n: int, mode: str, seed: int = 0) -> list[str]:
     rng = np.random.default_rng(seed)
     sentences = [s for t in texts for s in re.split(r"(?<=[。！？])", t) if len(s) > 5]
     lengths = rng.choice([len(re.split(r"(?<=[。！？])", t)) for t in texts], size=n)
-    return texts + ["".join(rng.choice(sentences, size=max(1, int(k)))) for k in lengths[len(texts) :]]
+    picks = rng.integers(0, len(sentences), size=int(lengths.sum()))  # one draw for all (rng.choice on a list copies it per call)
+    out, pos = list(texts), 0
+    for k in lengths[len(texts) :]:
+        k = max(1, int(k))
+        out.append("".join(sentences[i] for i in picks[pos : pos + k]))
+        pos += k
+    return out
 
 
 def frame(texts: list[str]) -> pd.DataFrame:

@@ -73,11 +73,11 @@ def train_default_model(model_dir: Path, labeled: Path, log_mlflow: bool = True,
 
     from pipeline.classify import save_model
     from pipeline.config import load_domain, load_params
-    from pipeline.labeled import load_labeled, split
+    from pipeline.labeled import load_training_corpus, split
     from pipeline.train import fit_opinion_model
 
     domain, params = load_domain(), load_params()
-    data = load_labeled(labeled, domain)
+    data = load_training_corpus(labeled, domain=domain)
     train_rows = split(data, "train")
     t0 = time.perf_counter()
     model, report = fit_opinion_model(train_rows, domain, params.classify)
@@ -215,8 +215,9 @@ def run(
     window: Optional[str] = typer.Option(None, "--window", help="照会回の ID（既定: フォルダ名）"),
     out: Optional[Path] = typer.Option(None, "--out", help="出力先（既定: outputs/<window>/）"),
     model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir", help="分類モデルのフォルダ"),
+    db: Optional[str] = typer.Option(None, "--db", help="確認キューのデータベース URL（既定: configs/queue.yaml）"),
 ) -> None:
-    """1 回の意見照会の全意見を取り込み、重複をまとめ、対象候補と分類を付けて opinions.csv を書く。"""
+    """1 回の意見照会の全意見を取り込み、重複をまとめ、対象候補と分類を付けて opinions.csv を書き、確認キューに載せる。"""
     _setup_env()
     from pipeline.batch import run_window
     from pipeline.classify import ModelFileError, predict
@@ -244,6 +245,15 @@ def run(
     for p in result.problems:
         typer.echo(str(p), err=True)
     ops = result.opinions
+    from pipeline.batch import output_frame
+    from pipeline.config import database_url
+    from pipeline.queue import QueueError, open_queue, sync_window
+
+    try:
+        synced = sync_window(open_queue(database_url(db)), window, output_frame(ops))
+    except QueueError as e:
+        _err(f"{files['opinions']} は書きましたが、確認キューへの反映に失敗しました: {e}")
+    typer.echo(f"確認キュー: 新規 {synced['inserted']}、更新 {synced['updated']}（人の判断は変更していません）" + (f"、今回の入力にない意見 {synced['missing_now']}" if synced["missing_now"] else ""))
     typer.echo(
         f"{window}: {len(ops)} 件の意見（重複グループ {int((ops.groupby('dup_group').size() > 1).sum()) if len(ops) else 0}、"
         f"要確認 {int(ops['needs_review'].astype(bool).sum()) if len(ops) else 0}）→ {files['opinions']}"
@@ -338,6 +348,123 @@ def stage_write(inp: Path, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     output_frame(frame).to_csv(out_dir / "opinions.csv", index=False, encoding="utf-8")
     typer.echo(f"{out_dir / 'opinions.csv'}: {len(frame)} 行")
+
+
+queue_app = typer.Typer(no_args_is_help=True, help="確認キュー: 一覧・判断・学習データへの取り込み。")
+app.add_typer(queue_app, name="queue")
+
+
+def _queue(db: Optional[str]):
+    from pipeline.config import database_url
+    from pipeline.queue import QueueError, open_queue
+
+    try:
+        return open_queue(database_url(db))
+    except QueueError as e:
+        _err(str(e))
+
+
+@queue_app.command("list")
+def queue_list(
+    window: str = typer.Option(..., "--window"),
+    status: Optional[str] = typer.Option(None, "--status", help="pending | decided | stale"),
+    db: Optional[str] = typer.Option(None, "--db"),
+) -> None:
+    """確認キュー（共有すべきもの・要確認・判断済み）を一覧表示する。"""
+    from pipeline.config import load_domain
+    from pipeline.queue import QueueError, list_queue
+
+    domain = load_domain()
+    try:
+        q = list_queue(_queue(db), window, status)
+    except QueueError as e:
+        _err(str(e))
+    labels = {"pending": "確認待ち", "decided": "確定", "stale": "要再確認"}
+    typer.echo(f"{window}: {len(q)} 件" + (f"（{labels[status]}）" if status else ""))
+    for r in q.itertuples():
+        cat = r.final_category
+        text = str(r.text).replace("\n", " ")
+        typer.echo(f"[{labels[r.status]}] {r.opinion_id}  v{r.decision_version}  {r.final_candidate} {domain.category_label(cat)}  確信度 {r.category_confidence:.2f}  同旨 {r.dup_count}  {text[:60]}")
+
+
+@queue_app.command("decide")
+def queue_decide(
+    opinion_id: str = typer.Argument(..., help="意見 ID"),
+    window: str = typer.Option(..., "--window"),
+    reviewer: str = typer.Option(..., "--reviewer", help="判断者の名前"),
+    category: Optional[str] = typer.Option(None, "--category", help="分類コード（SHARE, OUT_OF_SCOPE, …）"),
+    candidate: Optional[str] = typer.Option(None, "--candidate", help="対象候補 ID（C00–C13）"),
+    addressed: Optional[str] = typer.Option(None, "--addressed", help="方針案に記載があるか: yes | no"),
+    revision: Optional[str] = typer.Option(None, "--revision", help="修正意見（記載なしの場合）"),
+    note: Optional[str] = typer.Option(None, "--note"),
+    only_this: bool = typer.Option(False, "--only-this", help="重複グループの他の意見には適用しない"),
+    expect_version: Optional[int] = typer.Option(None, "--expect-version", help="一覧で見た判断の版（v の数字）。変わっていたら中止する"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="他の判断者の判断を上書きする"),
+    db: Optional[str] = typer.Option(None, "--db"),
+) -> None:
+    """意見（既定では重複グループ全体）について分類・対象候補・記載の有無を確定する。"""
+    from pipeline.config import load_domain
+    from pipeline.queue import Decision, QueueError, decide
+
+    try:
+        written = decide(
+            _queue(db), load_domain(), window, opinion_id, reviewer,
+            Decision(category=category, candidate_id=candidate, addressed=addressed, revision_request=revision, note=note),
+            whole_group=not only_this, expected_version=expect_version, overwrite=overwrite,
+        )  # fmt: skip
+    except QueueError as e:
+        _err(str(e))
+    typer.echo(f"判断を記録しました（{len(written)} 件: {', '.join(written)}）")
+
+
+@queue_app.command("harvest")
+def queue_harvest(
+    window: str = typer.Option(..., "--window"),
+    out: Optional[Path] = typer.Option(None, "--out", help="既定: data/labeled/harvested/<window>.csv"),
+    db: Optional[str] = typer.Option(None, "--db"),
+) -> None:
+    """確定した判断を学習データ（次回の opinions train が読む）として書き出す。"""
+    from pipeline.config import load_domain
+    from pipeline.labeled import validate
+    from pipeline.queue import QueueError, harvest
+
+    try:
+        rows = harvest(_queue(db), window)
+    except QueueError as e:
+        _err(str(e))
+    if rows.empty:
+        _err(f"{window}: 確定した判断がありません。", code=1)
+    validate(rows, load_domain(), "harvested decisions")
+    out = out or paths.HARVESTED / f"{window}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out, index=False, encoding="utf-8")
+    typer.echo(f"{out}: {len(rows)} 件（次回の学習で train に加わります）")
+
+
+@app.command()
+def export(
+    window: str = typer.Option(..., "--window"),
+    out: Optional[Path] = typer.Option(None, "--out", help="既定: outputs/<window>/"),
+    db: Optional[str] = typer.Option(None, "--db"),
+) -> None:
+    """WT 会議用の wt_export.csv / wt_export.xlsx と report.html を書き出す。"""
+    from pipeline.config import load_domain
+    from pipeline.export import group_rows, write_export
+    from pipeline.queue import QueueError, window_kind, window_table
+    from pipeline.report import build_report
+
+    domain = load_domain()
+    try:
+        table = window_table(_queue(db), window)
+    except QueueError as e:
+        _err(str(e))
+    out = out or paths.window_output_dir(window)
+    groups = group_rows(table, domain, window_kind(window))
+    files = write_export(groups, out)
+    report = out / "report.html"
+    report.write_text(build_report(window, table, groups, domain, time.strftime("%Y-%m-%d %H:%M")), encoding="utf-8")
+    shared = int((groups["区分"] == "共有").sum()) if len(groups) else 0
+    typer.echo(f"{window}: {len(groups)} グループ（共有 {shared}、除外 {len(groups) - shared}）→ {files['csv']}, {files['xlsx']}, {report}")
 
 
 @app.command("dedupe-eval")

@@ -124,3 +124,15 @@ def load_params(path: Path = paths.PARAMS) -> Params:
         dedupe=_section(DedupeConfig, raw.get("dedupe")),
         classify=_section(ClassifyConfig, raw.get("classify")),
     )
+
+
+def database_url(override: str | None = None, configs: Path = paths.CONFIGS) -> str:
+    """The review-queue database: --db, else $OPINIONS_DATABASE_URL, else configs/queue.yaml, else SQLite."""
+    import os
+
+    if override:
+        return override
+    if os.environ.get("OPINIONS_DATABASE_URL"):
+        return os.environ["OPINIONS_DATABASE_URL"]
+    cfg = _read_yaml(configs / "queue.yaml") if (configs / "queue.yaml").exists() else {}
+    return (cfg or {}).get("database_url") or f"sqlite:///{paths.REVIEW_DB}"

@@ -153,11 +153,17 @@ class _UnionFind:
 
 
 def _medoid(members: list[int], keys: Sequence[str], k: int) -> int:
-    if len(members) <= 2 or len(members) > 50:
+    """The member most similar to the others (identical copies count once each, weighted by number);
+    ties go to the earliest member. Groups of more than 50 distinct texts take the first member."""
+    distinct: dict[str, list[int]] = {}
+    for m in members:
+        distinct.setdefault(keys[m], []).append(m)
+    if len(distinct) == 1 or len(distinct) > 50:
         return members[0]
-    sh = {m: shingle_hashes(keys[m], k) for m in members}
-    score = {m: sum(overlap(sh[m], sh[o])[0] for o in members if o != m) for m in members}
-    return max(members, key=lambda m: (score[m], -m))
+    sh = {key: shingle_hashes(key, k) for key in distinct}
+    score = {key: (len(ms) - 1) + sum(overlap(sh[key], sh[o])[0] * len(distinct[o]) for o in distinct if o != key) for key, ms in distinct.items()}
+    best = max(distinct, key=lambda key: (score[key], -distinct[key][0]))
+    return distinct[best][0]
 
 
 def group_duplicates(opinions: pd.DataFrame, cfg: DedupeConfig) -> pd.DataFrame:

@@ -93,3 +93,31 @@ def assemble_drafts(files: list[Path]) -> pd.DataFrame:
         if c not in frame.columns:
             frame[c] = ""
     return frame[list(REQUIRED)].astype(str)
+
+
+def agreement_report(sample: pd.DataFrame, domain: Domain | None = None) -> pd.DataFrame:
+    """Cohen's kappa of two labelling passes, overall and per category (one-vs-rest), from a frame with
+    ``category_writer``/``category_annotator`` and ``candidate_writer``/``candidate_annotator``."""
+    from sklearn.metrics import cohen_kappa_score
+
+    domain = domain or load_domain()
+    rows = []
+    for field in ("category", "candidate"):
+        a, b = sample[f"{field}_writer"], sample[f"{field}_annotator"]
+        rows.append({"scope": field, "n": len(sample), "agreement": float((a == b).mean()), "kappa": float(cohen_kappa_score(a, b))})
+    for code in domain.category_codes:
+        a, b = sample["category_writer"] == code, sample["category_annotator"] == code
+        rows.append({"scope": f"category={code}", "n": int((a | b).sum()), "agreement": float((a == b).mean()), "kappa": float(cohen_kappa_score(a, b)) if a.any() or b.any() else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def load_training_corpus(path: Path = paths.LABELED_CSV, harvested: Path = paths.HARVESTED, domain: Domain | None = None) -> pd.DataFrame:
+    """The hand-written corpus plus decisions harvested from review queues (``opinions queue harvest``),
+    which join the train split. Validated together (ids must stay unique)."""
+    domain = domain or load_domain()
+    frames = [load_labeled(path, domain)]
+    for f in sorted(harvested.glob("*.csv")) if harvested.is_dir() else []:
+        frames.append(pd.read_csv(f, dtype=str, keep_default_na=False, encoding="utf-8"))
+    frame = pd.concat(frames, ignore_index=True)[list(REQUIRED)]
+    validate(frame, domain, f"{path} + {harvested}")
+    return frame

@@ -56,10 +56,15 @@ def mask_contacts(text: str) -> str:
     return PHONE.sub(" ", text)
 
 
+def _match(text: str) -> tuple[str, str]:
+    """(matching text, contact block) in one pass."""
+    body, contact = split_contact(nfkc(text))
+    return WS.sub(" ", mask_contacts(body)).strip(), contact
+
+
 def match_text(text: str) -> str:
     """The text classifiers and embedders see: NFKC, contacts out, whitespace collapsed."""
-    body, _ = split_contact(nfkc(text))
-    return WS.sub(" ", mask_contacts(body)).strip()
+    return _match(text)[0]
 
 
 def body_names(body: str) -> list[str]:
@@ -74,21 +79,23 @@ def body_names(body: str) -> list[str]:
     return sorted(names, key=len, reverse=True)
 
 
+def key_from_match(matched: str, body: str = "") -> str:
+    for name in body_names(body):
+        matched = matched.replace(name, "〇")
+    return PUNCT.sub("", SELF_REFERENCE.sub("〇", matched))
+
+
 def dedupe_key(text: str, body: str = "") -> str:
     """Matching text without punctuation/whitespace, with the body's own name and self-references masked."""
-    s = match_text(text)
-    for name in body_names(body):
-        s = s.replace(name, "〇")
-    s = SELF_REFERENCE.sub("〇", s)
-    return PUNCT.sub("", s)
+    return key_from_match(match_text(text), body)
 
 
 def normalise(opinions: pd.DataFrame) -> pd.DataFrame:
     """Add ``match_text``, ``match_reason``, ``contact`` and ``dedupe_key`` columns; rows unchanged in number."""
     out = opinions.copy()
-    split = out["text"].map(lambda t: split_contact(nfkc(t)))
-    out["contact"] = [c for _, c in split]
-    out["match_text"] = out["text"].map(match_text)
-    out["match_reason"] = out["reason"].map(match_text)
-    out["dedupe_key"] = [dedupe_key(t, b) for t, b in zip(out["text"], out["body"])]
+    matched = [_match(t) for t in out["text"].fillna("")]
+    out["contact"] = [c for _, c in matched]
+    out["match_text"] = [m for m, _ in matched]
+    out["match_reason"] = out["reason"].fillna("").map(match_text)
+    out["dedupe_key"] = [key_from_match(m, b) for (m, _), b in zip(matched, out["body"].fillna(""))]
     return out

@@ -17,6 +17,8 @@ DEFAULT_MODEL_DIR = MODELS / "default"
 OUTPUTS = PROJECT_ROOT / "outputs"
 METRICS = PROJECT_ROOT / "metrics"
 MLRUNS_DB = PROJECT_ROOT / "mlflow.db"
+REVIEW_DB = PROJECT_ROOT / "review.db"
+HARVESTED = LABELED / "harvested"
 
 
 def window_output_dir(window: str, outputs: Path = OUTPUTS) -> Path:

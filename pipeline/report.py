@@ -40,3 +40,126 @@ def confusion_figure(cm: pd.DataFrame, domain: Domain, path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+def _png_base64(fig) -> str:
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def candidate_category_counts(table: pd.DataFrame, domain: Domain) -> pd.DataFrame:
+    """Opinions per candidate × final category (rows: candidates in list order, columns: Japanese labels)."""
+    t = table[table["present"].astype(bool)]
+    counts = pd.crosstab(t["final_candidate"], t["final_category"])
+    counts = counts.reindex(index=[c for c in domain.candidate_ids if c in counts.index], columns=[c for c in domain.category_codes if c in counts.columns], fill_value=0)
+    counts.columns = [domain.category_label(c) for c in counts.columns]
+    return counts
+
+
+def counts_figure(counts: pd.DataFrame) -> str:
+    """Stacked bars of opinions per candidate by category, as base64 PNG."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 4.8))
+    bottom = None
+    colors = ["#9e9e9e", "#b0bec5", "#ffcc80", "#ce93d8", "#ef9a9a", "#80cbc4", "#1e88e5"]
+    for i, col in enumerate(counts.columns):
+        ax.bar(counts.index, counts[col], bottom=bottom, label=col, color=colors[i % len(colors)])
+        bottom = counts[col] if bottom is None else bottom + counts[col]
+    ax.set_ylabel("意見数")
+    ax.set_title("対象候補別・分類別の意見数")
+    ax.legend(fontsize=8, ncol=2, loc="upper right")
+    fig.tight_layout()
+    data = _png_base64(fig)
+    plt.close(fig)
+    return data
+
+
+def build_report(window: str, table: pd.DataFrame, groups: pd.DataFrame, domain: Domain, generated_at: str) -> str:
+    """A self-contained HTML page (inline CSS and image, no external resource) for the WT meeting."""
+    from html import escape
+
+    present = table[table["present"].astype(bool)]
+    counts = candidate_category_counts(table, domain)
+    queue = present[present["in_queue"]]
+    progress = queue["status"].value_counts()
+    multi = groups[groups["同旨団体数"] > 1].sort_values("同旨団体数", ascending=False)
+    shared = groups[groups["区分"] == "共有"]
+
+    def tbl(frame: pd.DataFrame, index: bool = False) -> str:
+        return html_table(frame.reset_index() if index else frame)
+
+    parts = [
+        "<!DOCTYPE html><html lang='ja'><head><meta charset='utf-8'>",
+        f"<title>{escape(window)} 意見照会 集計レポート</title>",
+        "<style>body{font-family:'ReportJP','IPAexGothic','Noto Sans CJK JP','Hiragino Sans','Yu Gothic',sans-serif;margin:24px;color:#222}"
+        "h1{font-size:22px}h2{font-size:18px;border-bottom:2px solid #1e88e5;padding-bottom:4px;margin-top:28px}"
+        ".t{border-collapse:collapse;font-size:13px}.t th,.t td{border:1px solid #ccc;padding:4px 8px;vertical-align:top}"
+        ".t th{background:#ddebf7}.kpi{display:inline-block;margin:0 18px 8px 0;padding:8px 14px;background:#f3f6fa;border-radius:6px}"
+        ".kpi b{font-size:20px;display:block}.cand{margin-top:14px;font-weight:bold}</style></head><body>",
+        f"<h1>{escape(window)} 意見照会 集計レポート</h1><p>作成: {escape(generated_at)}</p>",
+        "<div>",
+        f"<span class='kpi'>意見数<b>{len(present)}</b></span>",
+        f"<span class='kpi'>グループ数（同旨をまとめた数）<b>{len(groups)}</b></span>",
+        f"<span class='kpi'>同旨グループ（2団体以上）<b>{len(multi)}</b></span>",
+        f"<span class='kpi'>共有すべきもの（グループ）<b>{len(shared)}</b></span>",
+        f"<span class='kpi'>確認待ち<b>{int(progress.get('pending', 0))}</b></span>",
+        f"<span class='kpi'>確定<b>{int(progress.get('decided', 0))}</b></span>",
+        f"<span class='kpi'>要再確認<b>{int(progress.get('stale', 0))}</b></span>",
+        "</div>",
+        "<h2>対象候補 × 分類</h2>",
+        f"<img alt='対象候補別・分類別の意見数' src='data:image/png;base64,{counts_figure(counts)}' style='max-width:100%'>" if len(counts) else "<p>意見がありません。</p>",
+        tbl(counts.rename(index=lambda c: f"{c} {domain.candidate_name(c)[:18]}").rename_axis("対象候補"), index=True) if len(counts) else "",
+        "<h2>確認の進み具合</h2>",
+        tbl(pd.DataFrame({"状況": ["確認待ち", "確定", "要再確認（判断後に本文が変更）"], "件数": [int(progress.get(k, 0)) for k in ("pending", "decided", "stale")]})),
+        "<h2>同旨の意見（2団体以上）</h2>",
+        tbl(multi[["グループID", "同旨団体数", "同旨団体", "対象候補ID", "分類", "意見"]].head(100)) if len(multi) else "<p>ありません。</p>",
+        "<h2>共有すべきもの（対象候補別）</h2>",
+    ]
+    for cand, g in shared.groupby("対象候補ID", sort=True):
+        parts.append(f"<div class='cand'>{escape(cand)} {escape(domain.candidate_name(cand))}（{len(g)} 件）</div>")
+        parts.append(tbl(g[["代表意見ID", "団体名（代表）", "同旨団体数", "意見", "理由", "判断状況"]]))
+    parts.append("</body></html>")
+    page = "\n".join(parts)
+    return page.replace("<style>", "<style>" + font_face_css(page), 1)
+
+
+def html_table(frame: pd.DataFrame) -> str:
+    """A plain HTML table; cell text escaped, line breaks kept as <br>."""
+    from html import escape
+
+    def cell(v: object) -> str:
+        return escape("" if v is None else str(v)).replace("\n", "<br>")
+
+    head = "".join(f"<th>{cell(c)}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False))
+    return f"<table class='t'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def font_face_css(page: str) -> str:
+    """@font-face with the bundled IPAex Gothic reduced to the characters of this page, so the report
+    renders Japanese on a PC without Japanese fonts and still opens offline (IPA Font License)."""
+    import base64
+    import io
+    from pathlib import Path
+
+    import matplotlib_fontja
+    from fontTools import subset
+
+    font = Path(matplotlib_fontja.__file__).parent / "fonts" / "ipaexg.ttf"
+    if not font.exists():
+        return ""
+    opts = subset.Options()
+    opts.name_IDs = ["*"]
+    opts.notdef_outline = True
+    sub = subset.Subsetter(opts)
+    f = subset.load_font(str(font), opts)
+    sub.populate(text="".join(sorted(set(page))))
+    sub.subset(f)
+    buf = io.BytesIO()
+    f.save(buf)
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f"@font-face{{font-family:'ReportJP';src:url(data:font/ttf;base64,{data}) format('truetype')}}"

@@ -46,3 +46,19 @@ def test_the_corpus_meets_its_data_card(domain):
     train, dev = split(data, "train"), split(data, "dev")
     assert set(train["writer"]).isdisjoint(set(dev["writer"]))
     assert data["window"].nunique() >= 3
+
+
+def test_agreement_report(domain):
+    s = pd.DataFrame(
+        {
+            "category_writer": ["SHARE", "SHARE", "ABSTRACT", "RESOLVED"],
+            "category_annotator": ["SHARE", "ABSTRACT", "ABSTRACT", "RESOLVED"],
+            "candidate_writer": ["C01", "C02", "C03", "C04"],
+            "candidate_annotator": ["C01", "C02", "C03", "C04"],
+        }
+    )
+    from pipeline.labeled import agreement_report
+
+    r = agreement_report(s, domain).set_index("scope")
+    assert r.loc["category", "agreement"] == 0.75 and r.loc["candidate", "kappa"] == 1.0
+    assert r.loc["category=RESOLVED", "kappa"] == 1.0 and r.loc["category=SHARE", "kappa"] < 1.0

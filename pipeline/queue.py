@@ -1,0 +1,349 @@
+"""Review queue: model outputs per opinion, human decisions, and an audit log, in SQLite or PostgreSQL.
+
+Invariants the WT relies on:
+- a batch re-run (``sync_window``) updates model outputs only; it never writes a decision;
+- a decision remembers the hash of the text it was made on: when the text changes, the decision is
+  *stale* (kept, flagged for a second look), never silently applied to a different text;
+- every change to a decision is in ``audit_log`` (who, when, field, old → new);
+- a decision records the version it replaced; a reviewer who decides on an outdated view, or over
+  another reviewer's decision without saying so, gets ``ConflictError`` and nothing is written.
+
+Status is derived, not stored: ``pending`` (in the queue, no decision), ``decided`` (decision on the
+current text), ``stale`` (decision on an older text). The queue holds every opinion the model calls
+共有すべきもの or sends to review, plus every opinion someone has decided.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from pipeline.config import Domain
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+STATUSES = ("pending", "decided", "stale")
+ADDRESSED = {"yes": "記載あり", "no": "記載なし"}
+
+# Column types mirror migrations/versions (the schema is created by Alembic, these only map it).
+metadata = sa.MetaData()
+_TS = sa.DateTime(timezone=True)
+windows_t = sa.Table(
+    "windows",
+    metadata,
+    sa.Column("window", sa.String(100), primary_key=True),
+    sa.Column("kind", sa.String(20)),
+    sa.Column("created_at", _TS),
+    sa.Column("last_run_at", _TS),
+    sa.Column("runs", sa.Integer),
+)
+_ITEM_TYPES = {"dup_count": sa.Integer, "candidate_confidence": sa.Float, "category_confidence": sa.Float, "needs_review": sa.Boolean, "present": sa.Boolean, "row_order": sa.Integer, "updated_at": _TS}
+ITEM_FIELDS = (
+    "body", "prefecture", "stated_candidate", "text", "reason", "text_hash", "dup_group", "dup_representative", "dup_count", "dup_bodies",
+    "candidate_id", "candidate_confidence", "category", "category_confidence", "needs_review", "category_reason", "candidate_reason",
+    "review_reasons", "prior_window", "prior_opinion_id", "model_version", "present", "row_order", "updated_at",
+)  # fmt: skip
+items_t = sa.Table(
+    "items",
+    metadata,
+    sa.Column("window", sa.String(100), primary_key=True),
+    sa.Column("opinion_id", sa.String(200), primary_key=True),
+    *[sa.Column(f, _ITEM_TYPES.get(f, sa.Text)) for f in ITEM_FIELDS],
+)
+DECISION_FIELDS = ("category", "candidate_id", "addressed", "revision_request", "reviewer", "note", "decided_at", "text_hash", "via_opinion_id", "version")
+decisions_t = sa.Table(
+    "decisions",
+    metadata,
+    sa.Column("window", sa.String(100), primary_key=True),
+    sa.Column("opinion_id", sa.String(200), primary_key=True),
+    *[sa.Column(f, {"decided_at": _TS, "version": sa.Integer}.get(f, sa.Text)) for f in DECISION_FIELDS],
+)
+audit_t = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    *[sa.Column(f, _TS if f == "at" else sa.Text) for f in ("window", "opinion_id", "action", "field", "old", "new", "reviewer", "at")],
+)
+
+
+class QueueError(Exception):
+    """A request the queue refuses (unknown window or id, bad code, locked database); nothing was written."""
+
+
+class ConflictError(QueueError):
+    """Someone else changed the decision since the reviewer looked at it."""
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def text_hash(text: str, reason: str) -> str:
+    return hashlib.sha256(f"{text}\x1f{reason}".encode("utf-8")).hexdigest()
+
+
+def window_kind(window: str) -> str:
+    """Policy-draft windows (ids containing "policy") record 記載の有無 and 修正意見."""
+    return "policy" if "policy" in window.lower() else "candidates"
+
+
+# --------------------------------------------------------------------------- engine and migrations
+
+
+def open_queue(url: str) -> Engine:
+    """Engine for ``url`` with the schema migrated to the newest revision (Alembic)."""
+    from alembic import command
+    from alembic.config import Config
+
+    kwargs: dict = {}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": 3}
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, future=True, **kwargs)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except sa.exc.OperationalError as e:
+        raise QueueError(f"データベースに接続できません（{_safe_url(url)}）: {e.orig}") from None
+    return engine
+
+
+def _safe_url(url: str) -> str:
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def _locked(e: Exception) -> QueueError:
+    return QueueError(f"データベースが使用中（ロック中）のため書き込めませんでした。しばらくして再実行してください。変更は行っていません。（{getattr(e, 'orig', e)}）")
+
+
+# --------------------------------------------------------------------------- batch → queue
+
+
+def sync_window(engine: Engine, window: str, opinions: pd.DataFrame) -> dict:
+    """Upsert a batch's model outputs for ``window``. Decisions are never touched; opinions missing
+    from this run stay in the database with ``present = false``. Returns counts."""
+    ts = now()
+    rows = []
+    for order, r in enumerate(opinions.itertuples(index=False)):
+        d = r._asdict()
+        rows.append(
+            {
+                "window": window,
+                "opinion_id": str(d["opinion_id"]),
+                **{f: str(d.get(f, "") or "") for f in ("body", "prefecture", "stated_candidate", "text", "reason", "dup_group", "dup_representative", "dup_bodies", "candidate_id", "category", "category_reason", "candidate_reason", "review_reasons", "prior_window", "prior_opinion_id", "model_version")},
+                "text_hash": text_hash(str(d.get("text", "") or ""), str(d.get("reason", "") or "")),
+                "dup_count": int(d.get("dup_count", 1) or 1),
+                "candidate_confidence": float(d.get("candidate_confidence", 0) or 0),
+                "category_confidence": float(d.get("category_confidence", 0) or 0),
+                "needs_review": str(d.get("needs_review", "")).lower() in ("true", "1"),
+                "present": True,
+                "row_order": order,
+                "updated_at": ts,
+            }
+        )
+    try:
+        with engine.begin() as conn:
+            if conn.execute(sa.select(windows_t.c.window).where(windows_t.c.window == window)).first():
+                conn.execute(windows_t.update().where(windows_t.c.window == window).values(last_run_at=ts, runs=windows_t.c.runs + 1))
+            else:
+                conn.execute(windows_t.insert().values(window=window, kind=window_kind(window), created_at=ts, last_run_at=ts, runs=1))
+            existing = {r.opinion_id for r in conn.execute(sa.select(items_t.c.opinion_id).where(items_t.c.window == window))}
+            new_ids = {r["opinion_id"] for r in rows}
+            conn.execute(items_t.update().where(items_t.c.window == window).values(present=False))
+            updates = [r for r in rows if r["opinion_id"] in existing]
+            inserts = [r for r in rows if r["opinion_id"] not in existing]
+            if inserts:
+                conn.execute(items_t.insert(), inserts)
+            if updates:
+                stmt = items_t.update().where(items_t.c.window == sa.bindparam("w"), items_t.c.opinion_id == sa.bindparam("oid")).values({f: sa.bindparam(f) for f in ITEM_FIELDS})
+                conn.execute(stmt, [{"w": r["window"], "oid": r["opinion_id"], **{f: r[f] for f in ITEM_FIELDS}} for r in updates])
+    except sa.exc.OperationalError as e:
+        raise _locked(e) from None
+    return {"inserted": len(inserts), "updated": len(updates), "missing_now": len(existing - new_ids)}
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _require_window(conn, window: str) -> None:
+    if not conn.execute(sa.select(windows_t.c.window).where(windows_t.c.window == window)).first():
+        known = [r.window for r in conn.execute(sa.select(windows_t.c.window))]
+        raise QueueError(f"照会回「{window}」はキューにありません（登録済み: {', '.join(known) or 'なし'}）。先に `opinions run` を実行してください。")
+
+
+def window_table(engine: Engine, window: str) -> pd.DataFrame:
+    """Every opinion of the window with its decision (if any), status and final labels."""
+    j = items_t.outerjoin(decisions_t, sa.and_(items_t.c.window == decisions_t.c.window, items_t.c.opinion_id == decisions_t.c.opinion_id))
+    cols = [items_t.c[c] for c in ("window", "opinion_id", *ITEM_FIELDS)] + [decisions_t.c[f].label(f"decision_{f}") for f in DECISION_FIELDS]
+    with engine.connect() as conn:
+        _require_window(conn, window)
+        frame = pd.DataFrame(conn.execute(sa.select(*cols).select_from(j).where(items_t.c.window == window).order_by(items_t.c.row_order)).mappings().all())
+    if frame.empty:
+        return frame
+    has = frame["decision_reviewer"].notna()
+    frame["status"] = "pending"
+    frame.loc[has & (frame["decision_text_hash"] == frame["text_hash"]), "status"] = "decided"
+    frame.loc[has & (frame["decision_text_hash"] != frame["text_hash"]), "status"] = "stale"
+    frame["in_queue"] = (frame["category"] == "SHARE") | frame["needs_review"].astype(bool) | has
+    frame["final_category"] = frame["decision_category"].where(has, frame["category"])
+    frame["final_candidate"] = frame["decision_candidate_id"].where(has, frame["candidate_id"])
+    frame["decision_version"] = frame["decision_version"].fillna(0).astype(int)
+    return frame
+
+
+def list_queue(engine: Engine, window: str, status: str | None = None) -> pd.DataFrame:
+    if status is not None and status not in STATUSES:
+        raise QueueError(f"status は {', '.join(STATUSES)} のいずれかです（「{status}」）。")
+    frame = window_table(engine, window)
+    if frame.empty:
+        return frame
+    frame = frame[frame["in_queue"] & frame["present"].astype(bool)]
+    return frame[frame["status"] == status] if status else frame
+
+
+def audit(engine: Engine, window: str, opinion_id: str | None = None) -> pd.DataFrame:
+    q = sa.select(audit_t).where(audit_t.c.window == window).order_by(audit_t.c.id)
+    if opinion_id:
+        q = q.where(audit_t.c.opinion_id == opinion_id)
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(q).mappings().all())
+
+
+# --------------------------------------------------------------------------- deciding
+
+
+@dataclass(frozen=True)
+class Decision:
+    category: str | None = None
+    candidate_id: str | None = None
+    addressed: str | None = None  # "yes" / "no" (記載あり / 記載なし)
+    revision_request: str | None = None
+    note: str | None = None
+
+
+def _validate(decision: Decision, domain: Domain, reviewer: str) -> None:
+    if not reviewer or not reviewer.strip():
+        raise QueueError("判断者（--reviewer）を指定してください。")
+    if decision.category is not None and decision.category not in domain.category_codes:
+        raise QueueError(f"分類コード「{decision.category}」は不正です。使えるコード: {', '.join(domain.category_codes)}")
+    if decision.candidate_id is not None and decision.candidate_id not in domain.candidate_ids:
+        raise QueueError(f"対象候補「{decision.candidate_id}」は不正です。使える ID: {', '.join(sorted(domain.candidate_ids))}")
+    if decision.addressed is not None and decision.addressed not in ADDRESSED:
+        raise QueueError("記載の有無（--addressed）は yes（記載あり）か no（記載なし）です。")
+
+
+def decide(
+    engine: Engine,
+    domain: Domain,
+    window: str,
+    opinion_id: str,
+    reviewer: str,
+    decision: Decision,
+    whole_group: bool = True,
+    expected_version: int | None = None,
+    overwrite: bool = False,
+) -> list[str]:
+    """Record a decision for an opinion (and by default every member of its duplicate group).
+
+    Unset fields keep the existing decision's value, or the model's for a first decision.
+    ``expected_version`` is the decision version the reviewer saw (0 = none): if it moved, nothing is
+    written. Without it, deciding over another reviewer's decision needs ``overwrite=True``.
+    Returns the opinion ids written. All or nothing: one transaction.
+    """
+    _validate(decision, domain, reviewer)
+    ts = now()
+    try:
+        with engine.begin() as conn:
+            _require_window(conn, window)
+            target = conn.execute(sa.select(items_t).where(items_t.c.window == window, items_t.c.opinion_id == opinion_id)).mappings().first()
+            if target is None:
+                raise QueueError(f"照会回「{window}」に意見 ID「{opinion_id}」はありません。")
+            if whole_group and target["dup_group"]:
+                members = conn.execute(sa.select(items_t).where(items_t.c.window == window, items_t.c.dup_group == target["dup_group"]).order_by(items_t.c.row_order)).mappings().all()
+            else:
+                members = [target]
+            written = []
+            for item in members:
+                old = conn.execute(sa.select(decisions_t).where(decisions_t.c.window == window, decisions_t.c.opinion_id == item["opinion_id"])).mappings().first()
+                version = old["version"] if old else 0
+                if item["opinion_id"] == opinion_id and expected_version is not None and expected_version != version:
+                    who = f"{old['reviewer']}（{old['decided_at']:%Y-%m-%d %H:%M}）" if old else "誰か"
+                    raise ConflictError(f"意見「{opinion_id}」の判断は、表示後に {who} によって更新されています（版 {expected_version} → {version}）。最新の状態を読み直してから判断してください。変更は行っていません。")
+                if old and old["reviewer"] != reviewer and not overwrite and expected_version is None:
+                    raise ConflictError(f"意見「{item['opinion_id']}」は既に {old['reviewer']} が判断しています（{old['decided_at']:%Y-%m-%d %H:%M}）。上書きする場合は --overwrite を付けてください。変更は行っていません。")
+                new = {
+                    "category": decision.category or (old["category"] if old else item["category"]),
+                    "candidate_id": decision.candidate_id or (old["candidate_id"] if old else item["candidate_id"]),
+                    "addressed": decision.addressed if decision.addressed is not None else (old["addressed"] if old else None),
+                    "revision_request": decision.revision_request if decision.revision_request is not None else (old["revision_request"] if old else None),
+                    "note": decision.note if decision.note is not None else (old["note"] if old else None),
+                    "reviewer": reviewer,
+                    "decided_at": ts,
+                    "text_hash": item["text_hash"],
+                    "via_opinion_id": opinion_id,
+                    "version": version + 1,
+                }
+                if old:
+                    res = conn.execute(decisions_t.update().where(decisions_t.c.window == window, decisions_t.c.opinion_id == item["opinion_id"], decisions_t.c.version == version).values(**new))
+                    if res.rowcount != 1:
+                        raise ConflictError(f"意見「{item['opinion_id']}」の判断が同時に更新されました。読み直してから判断してください。変更は行っていません。")
+                else:
+                    conn.execute(decisions_t.insert().values(window=window, opinion_id=item["opinion_id"], **new))
+                changes = [(f, (old[f] if old else None), new[f]) for f in ("category", "candidate_id", "addressed", "revision_request", "note", "text_hash")]
+                if not old:
+                    changes.insert(0, ("model_category", None, item["category"]))
+                conn.execute(
+                    audit_t.insert(),
+                    [
+                        {"window": window, "opinion_id": item["opinion_id"], "action": "update" if old else "create", "field": f, "old": None if o is None else str(o), "new": None if n is None else str(n), "reviewer": reviewer, "at": ts}
+                        for f, o, n in changes
+                        if str(o) != str(n)
+                    ],
+                )
+                written.append(item["opinion_id"])
+            return written
+    except sa.exc.OperationalError as e:
+        raise _locked(e) from None
+
+
+# --------------------------------------------------------------------------- closing the loop
+
+
+def harvest(engine: Engine, window: str, statuses: Sequence[str] = ("decided",)) -> pd.DataFrame:
+    """Decided opinions of a window as labelled rows (data/labeled format) for the next training run.
+    Stale decisions are left out: their text changed after the decision."""
+    frame = window_table(engine, window)
+    if frame.empty:
+        return frame
+    d = frame[frame["status"].isin(statuses)]
+    # a group whose members were decided differently (--only-this) is not a duplicate group of one label
+    mixed = d.groupby("dup_group")[["decision_category", "decision_candidate_id"]].transform("nunique").max(axis=1) > 1
+    single = d.groupby("dup_group")["opinion_id"].transform("size") < 2
+    return pd.DataFrame(
+        {
+            "opinion_id": window + ":" + d["opinion_id"].astype(str),
+            "window": window,
+            "body": d["body"],
+            "prefecture": d["prefecture"],
+            "stated_candidate": d["stated_candidate"],
+            "text": d["text"],
+            "reason": d["reason"],
+            "candidate_id": d["decision_candidate_id"],
+            "category": d["decision_category"],
+            "dup_group": (window + ":" + d["dup_group"]).where(~mixed & ~single, ""),
+            "note": "reviewed by " + d["decision_reviewer"].astype(str),
+            "writer": "review:" + window,
+            "split": "train",
+        }
+    ).reset_index(drop=True)
