@@ -11,6 +11,7 @@ person must read) is chosen on the same out-of-fold predictions, never on the de
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -60,7 +61,7 @@ def _blocks(features: Sequence[str], cfg: ClassifyConfig, for_candidate: bool) -
 def build_model(features: Sequence[str], cfg: ClassifyConfig, for_candidate: bool) -> Pipeline:
     return Pipeline(
         [
-            ("features", ColumnTransformer(_blocks(features, cfg, for_candidate), sparse_threshold=1.0)),
+            ("features", ColumnTransformer(_blocks(features, cfg, for_candidate), sparse_threshold=1.0, transformer_weights={"cues": cfg.cue_weight})),
             ("clf", LogisticRegression(C=cfg.candidate_C if for_candidate else cfg.C, max_iter=5000, class_weight="balanced", random_state=cfg.seed)),
         ]
     )
@@ -193,22 +194,48 @@ def _readable(feature: str) -> str:
     return f"{label}「{name.strip()}」" if label else f"「{name.strip()}」"
 
 
+@dataclass(frozen=True)
+class _Explainer:
+    """Per-model constants for explanations: feature names, embedding mask and each class's
+    coefficients relative to the mean of all classes (computed once, not per row)."""
+
+    names: np.ndarray
+    emb_mask: np.ndarray
+    rel: np.ndarray
+
+
+_EXPLAINERS: "weakref.WeakKeyDictionary[Pipeline, _Explainer]" = weakref.WeakKeyDictionary()
+
+
+def _explainer(model: Pipeline) -> _Explainer:
+    key = model
+    if key not in _EXPLAINERS:
+        clf: LogisticRegression = model.named_steps["clf"]
+        names = model.named_steps["features"].get_feature_names_out()
+        coef = clf.coef_ if clf.coef_.shape[0] > 1 else np.vstack([-clf.coef_, clf.coef_])
+        _EXPLAINERS[key] = _Explainer(names, np.array([n.startswith("emb__") for n in names]), coef - coef.mean(axis=0))
+    return _EXPLAINERS[key]
+
+
 def top_cues(model: Pipeline, x_row, class_idx: int, k: int = 3) -> list[str]:
     """The k features that pushed this row hardest towards ``class_idx`` (vs the mean of all classes);
     the embedding block is summed and shown as one cue."""
-    clf: LogisticRegression = model.named_steps["clf"]
-    names = model.named_steps["features"].get_feature_names_out()
-    coef = clf.coef_ if clf.coef_.shape[0] > 1 else np.vstack([-clf.coef_, clf.coef_])
-    rel = coef[class_idx] - coef.mean(axis=0)
-    row = x_row.toarray().ravel() if issparse(x_row) else np.asarray(x_row).ravel()
-    contrib = row * rel
-    emb_mask = np.array([n.startswith("emb__") for n in names])
+    ex = _explainer(model)
+    if issparse(x_row):
+        row = x_row.tocsr()
+        idx_nz, vals = row.indices, row.data
+    else:
+        dense = np.asarray(x_row).ravel()
+        idx_nz = np.flatnonzero(dense)
+        vals = dense[idx_nz]
+    contrib = vals * ex.rel[class_idx, idx_nz]
     out: list[tuple[float, str]] = []
-    if emb_mask.any():
-        out.append((float(contrib[emb_mask].sum()), "文全体の意味（文埋め込み）"))
-    idx = np.flatnonzero(~emb_mask & (contrib > 0))
-    for i in idx[np.argsort(-contrib[idx])][: k * 4]:
-        out.append((float(contrib[i]), _readable(names[i])))
+    emb = ex.emb_mask[idx_nz]
+    if emb.any():
+        out.append((float(contrib[emb].sum()), "文全体の意味（文埋め込み）"))
+    pos = np.flatnonzero(~emb & (contrib > 0))
+    for i in pos[np.argsort(-contrib[pos])][: k * 4]:
+        out.append((float(contrib[i]), _readable(ex.names[idx_nz[i]])))
     seen: list[str] = []
     for score, label in sorted(out, key=lambda t: -t[0]):
         if score <= 0 or label in seen:
@@ -220,6 +247,23 @@ def top_cues(model: Pipeline, x_row, class_idx: int, k: int = 3) -> list[str]:
         if len(seen) == k:
             break
     return seen
+
+
+def observations(text: str, reason: str) -> list[str]:
+    """Facts a reviewer checks first, stated as observations (not model evidence): is there a reason,
+    does it only restate the opinion, does the body speak of itself."""
+    from pipeline.features import reason_restates
+    from pipeline.normalize import SELF_REFERENCE
+
+    facts = []
+    if not reason.strip():
+        facts.append("理由欄は空欄")
+    elif reason_restates(text, reason):
+        facts.append("理由欄は意見の繰り返し")
+    refs = sorted(set(SELF_REFERENCE.findall(text)))
+    if refs:
+        facts.append("団体自身への言及（" + "・".join(refs[:3]) + "）")
+    return facts
 
 
 def predict(model: OpinionModel, frame: pd.DataFrame, domain: Domain, explain: bool = True, batch: int = 1000, progress: bool = False) -> pd.DataFrame:
@@ -292,6 +336,9 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, explain:
             if len(model.precedents):
                 near = np.argsort(-sims[i])[:2]
                 text += "近い先例: " + "、".join(f"{model.precedents.iloc[j]['opinion_id']}［{domain.category_label(model.precedents.iloc[j]['category'])}］" for j in near) + "。"
+            facts = observations(str(X["match_text"].iloc[i]), str(X["match_reason"].iloc[i]))
+            if facts:
+                text += "観察: " + "、".join(facts) + "。"
             row["category_reason"] = text
             kc = top_cues(model.candidate, Xk[i], ki)
             agree = stated[i] == cand

@@ -71,6 +71,7 @@ class ClassifyConfig:
     features: tuple[str, ...] = ("char", "word", "cues")
     encoder: str = "usem3"
     char_ngram: tuple[int, int] = (1, 3)
+    cue_weight: float = 1.0
     C: float = 4.0
     candidate_C: float = 8.0
     calibration_folds: int = 5

@@ -92,3 +92,29 @@ def tiny_model_dir(tmp_path_factory, labeled, domain, params):
     d = tmp_path_factory.mktemp("model")
     save_model(model, d)
     return d
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """A fresh review-queue database: a SQLite file, or a new database on the test PostgreSQL server
+    (OPINIONS_TEST_PG_URL, started by scripts/with_test_postgres.sh); skipped visibly without one."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'queue.db'}"
+        return
+    url = os.environ.get("OPINIONS_TEST_PG_URL")
+    if not url:
+        pytest.skip("PostgreSQL: OPINIONS_TEST_PG_URL is not set (make test starts a server when it can)")
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    name = f"q_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as c:
+            c.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as e:
+        pytest.skip(f"PostgreSQL server not reachable at {url}: {e.orig}")
+    yield url.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as c:
+        c.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))

@@ -1,8 +1,6 @@
 """Review queue on SQLite and, where a server is available, PostgreSQL (OPINIONS_TEST_PG_URL)."""
 
-import os
 import sqlite3
-import uuid
 
 import pandas as pd
 import pytest
@@ -13,30 +11,11 @@ from pipeline.queue import ConflictError, Decision, QueueError, audit, decide, h
 W = "R7-policy-test"
 
 
-def _pg_url() -> str | None:
-    return os.environ.get("OPINIONS_TEST_PG_URL")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        yield open_queue(f"sqlite:///{tmp_path / 'q.db'}")
-        return
-    url = _pg_url()
-    if not url:
-        pytest.skip("PostgreSQL: OPINIONS_TEST_PG_URL is not set (.ci/run starts a server and sets it)")
-    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    name = f"q_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as c:
-            c.execute(sa.text(f"CREATE DATABASE {name}"))
-    except sa.exc.OperationalError as e:
-        pytest.skip(f"PostgreSQL server not reachable at {url}: {e.orig}")
-    eng = open_queue(url.rsplit("/", 1)[0] + f"/{name}")
+@pytest.fixture()
+def engine(db_url):
+    eng = open_queue(db_url)
     yield eng
     eng.dispose()
-    with admin.connect() as c:
-        c.execute(sa.text(f"DROP DATABASE {name}"))
 
 
 def batch(texts=None, categories=None, needs=None):
