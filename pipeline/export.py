@@ -7,14 +7,29 @@ are masked; cells a spreadsheet would run as a formula are neutralised.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.config import Domain
-from pipeline.normalize import EMAIL, EXTENSION, PHONE
+from pipeline.queue import jst
 
-STATUS_LABELS = {"pending": "未判断（モデルの分類）", "decided": "確定", "stale": "要再確認（判断後に本文が変更）"}
+STATUS_LABELS = {
+    "pending": "未判断（モデルの分類）",
+    "decided": "確定",
+    "stale": "要再確認（判断後に本文が変更）",
+    "partial": "一部判断済（グループ内に未判断あり）",
+    "conflict": "判断不一致（グループ内で分類が異なる）",
+}
+# officers' contacts as typed, 全角 included (the text is not NFKC-normalised for display)
+_D, _H = "[0-9０-９]", "[-‐ー−－―‒–—]"
+PHONE_ANY = re.compile(
+    rf"(?<![0-9０-９])(?:[(（]?[0０]{_D}{{1,4}}[)）]?(?:{_H}|\s)?{_D}{{1,4}}(?:{_H}|\s|[)）]){_D}{{3,4}}|[0０]{_D}{{1,4}}[(（]{_D}{{1,4}}[)）]{_D}{{3,4}}|[0０]{_D}{{9,10}})(?![0-9０-９])"
+)
+EMAIL_ANY = re.compile(r"[A-Za-z0-9Ａ-Ｚａ-ｚ０-９._%+\-－]+[@＠][A-Za-z0-9Ａ-Ｚａ-ｚ０-９.\-－．]+[.．][A-Za-zＡ-Ｚａ-ｚ]{2,}")
+EXTENSION_ANY = re.compile(rf"内線\s*[:：]?\s*{_D}{{2,6}}")
+TEXT_COLUMNS = ("団体名（代表）", "同旨団体", "意見", "理由", "メモ", "修正意見", "分類の理由（モデル）", "要確認の理由")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -29,9 +44,9 @@ def mask_pii(text: str) -> str:
     """Mask officers' e-mail addresses, phone numbers and extensions (exports only; the data keeps them)."""
     if not isinstance(text, str):
         return text
-    text = EMAIL.sub("［メール省略］", text)
-    text = EXTENSION.sub("内線［省略］", text)
-    return PHONE.sub("［電話省略］", text)
+    text = EMAIL_ANY.sub("［メール省略］", text)
+    text = EXTENSION_ANY.sub("内線［省略］", text)
+    return PHONE_ANY.sub("［電話省略］", text)
 
 
 def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
@@ -42,19 +57,29 @@ def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
         rep_id = g["dup_representative"].iloc[0]
         rep = g[g["opinion_id"] == rep_id].iloc[0] if (g["opinion_id"] == rep_id).any() else g.iloc[0]
         statuses = set(g["status"])
-        status = "stale" if "stale" in statuses else ("decided" if statuses == {"decided"} else "pending")
         decided = g[g["status"] != "pending"]
+        if "stale" in statuses:
+            status = "stale"
+        elif decided["decision_category"].nunique() > 1 or decided["decision_candidate_id"].nunique() > 1:
+            status = "conflict"
+        elif statuses == {"decided"}:
+            status = "decided"
+        elif "decided" in statuses:
+            status = "partial"
+        else:
+            status = "pending"
         src = decided.iloc[0] if len(decided) else rep
         has_decision = len(decided) > 0
         category = src["decision_category"] if has_decision else rep["category"]
         candidate = src["decision_candidate_id"] if has_decision else rep["candidate_id"]
         bodies = list(dict.fromkeys(b for b in g["body"] if b))
+        unnamed = int((g["body"] == "").sum())
         row = {
             "照会回": rep["window"],
             "グループID": rep["dup_group"],
             "代表意見ID": rep["opinion_id"],
             "団体名（代表）": rep["body"],
-            "同旨団体数": len(bodies) or len(g),
+            "同旨団体数": len(bodies) + unnamed,
             "同旨団体": "、".join(bodies),
             "対象候補ID": candidate,
             "対象候補": domain.candidate_name(candidate),
@@ -62,9 +87,9 @@ def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
             "区分": "共有" if category == "SHARE" else "除外",
             "判断状況": STATUS_LABELS[status],
             "判断者": src["decision_reviewer"] if has_decision else "",
-            "判断日時": pd.Timestamp(src["decision_decided_at"]).strftime("%Y-%m-%d %H:%M") if has_decision else "",
-            "意見": mask_pii(rep["text"]),
-            "理由": mask_pii(rep["reason"]),
+            "判断日時": jst(src["decision_decided_at"]) if has_decision else "",
+            "意見": rep["text"],
+            "理由": rep["reason"],
             "分類の理由（モデル）": rep["category_reason"],
             "モデルの分類": domain.category_label(rep["category"]),
             "分類の確信度": round(float(rep["category_confidence"]), 2),
@@ -77,7 +102,12 @@ def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
             row["記載の有無"] = {"yes": "記載あり", "no": "記載なし"}.get(addressed or "", "")
             row["修正意見"] = (src["decision_revision_request"] or "") if has_decision else ""
         rows.append(row)
-    return pd.DataFrame(rows)
+    base = ["照会回", "グループID", "代表意見ID", "団体名（代表）", "同旨団体数", "同旨団体", "対象候補ID", "対象候補", "分類", "区分", "判断状況", "判断者", "判断日時", "意見", "理由", "分類の理由（モデル）", "モデルの分類", "分類の確信度", "要確認の理由", "メモ", "過去の照会回"]
+    frame = pd.DataFrame(rows, columns=base + (["記載の有無", "修正意見"] if kind == "policy" else []))
+    for col in TEXT_COLUMNS:
+        if col in frame.columns:
+            frame[col] = frame[col].map(mask_pii)
+    return frame
 
 
 WIDTHS = {"意見": 60, "理由": 40, "分類の理由（モデル）": 50, "同旨団体": 30, "修正意見": 40, "メモ": 30, "要確認の理由": 30, "対象候補": 30}

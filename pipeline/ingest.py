@@ -218,7 +218,7 @@ def _records_to_rows(
             status.append("too_long")
             messages.append(f"{cfg.max_chars:,} 文字を超えています")
             problems.append(
-                Problem(label, row_no, "warning", f"{'・'.join('意見' if f == 'text' else '理由' for f in too_long)}が {cfg.max_chars:,} 文字を超えています。全文を残し、分類には先頭 {cfg.max_chars:,} 文字を使い、要確認にします。")
+                Problem(label, row_no, "warning", f"{'・'.join('意見' if f == 'text' else '理由' for f in too_long)}が {cfg.max_chars:,} 文字を超えています。全文を残して分類し、要確認にします。")
             )
         rows.append(
             {

@@ -84,6 +84,15 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+def jst(ts) -> str:
+    """A stored timestamp as Japan time for people (SQLite returns naive UTC values)."""
+    if ts is None or (isinstance(ts, float) and ts != ts):
+        return ""
+    t = pd.Timestamp(ts)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t
+    return t.tz_convert("Asia/Tokyo").strftime("%Y-%m-%d %H:%M")
+
+
 def text_hash(text: str, reason: str) -> str:
     return hashlib.sha256(f"{text}\x1f{reason}".encode("utf-8")).hexdigest()
 
@@ -190,7 +199,7 @@ def window_table(engine: Engine, window: str) -> pd.DataFrame:
         _require_window(conn, window)
         frame = pd.DataFrame(conn.execute(sa.select(*cols).select_from(j).where(items_t.c.window == window).order_by(items_t.c.row_order)).mappings().all())
     if frame.empty:
-        return frame
+        return pd.DataFrame(columns=["window", "opinion_id", *ITEM_FIELDS, *(f"decision_{f}" for f in DECISION_FIELDS), "status", "in_queue", "final_category", "final_candidate"])
     has = frame["decision_reviewer"].notna()
     frame["status"] = "pending"
     frame.loc[has & (frame["decision_text_hash"] == frame["text_hash"]), "status"] = "decided"
@@ -270,7 +279,13 @@ def decide(
             if target is None:
                 raise QueueError(f"照会回「{window}」に意見 ID「{opinion_id}」はありません。")
             if whole_group and target["dup_group"]:
-                members = conn.execute(sa.select(items_t).where(items_t.c.window == window, items_t.c.dup_group == target["dup_group"]).order_by(items_t.c.row_order)).mappings().all()
+                # only opinions of the latest run: group ids are renumbered per run, and an opinion that
+                # left the window keeps its old id
+                members = conn.execute(
+                    sa.select(items_t).where(items_t.c.window == window, items_t.c.dup_group == target["dup_group"], items_t.c.present.is_(True)).order_by(items_t.c.row_order)
+                ).mappings().all()
+                if not any(m["opinion_id"] == opinion_id for m in members):
+                    members = [target, *members]
             else:
                 members = [target]
             written = []
@@ -278,10 +293,11 @@ def decide(
                 old = conn.execute(sa.select(decisions_t).where(decisions_t.c.window == window, decisions_t.c.opinion_id == item["opinion_id"])).mappings().first()
                 version = old["version"] if old else 0
                 if item["opinion_id"] == opinion_id and expected_version is not None and expected_version != version:
-                    who = f"{old['reviewer']}（{old['decided_at']:%Y-%m-%d %H:%M}）" if old else "誰か"
+                    who = f"{old['reviewer']}（{jst(old['decided_at'])}）" if old else "誰か"
                     raise ConflictError(f"意見「{opinion_id}」の判断は、表示後に {who} によって更新されています（版 {expected_version} → {version}）。最新の状態を読み直してから判断してください。変更は行っていません。")
-                if old and old["reviewer"] != reviewer and not overwrite and expected_version is None:
-                    raise ConflictError(f"意見「{item['opinion_id']}」は既に {old['reviewer']} が判断しています（{old['decided_at']:%Y-%m-%d %H:%M}）。上書きする場合は --overwrite を付けてください。変更は行っていません。")
+                is_target = item["opinion_id"] == opinion_id
+                if old and old["reviewer"] != reviewer and not overwrite and (expected_version is None or not is_target):
+                    raise ConflictError(f"意見「{item['opinion_id']}」は既に {old['reviewer']} が判断しています（{jst(old['decided_at'])}）。上書きする場合は --overwrite を付けてください。変更は行っていません。")
                 new = {
                     "category": decision.category or (old["category"] if old else item["category"]),
                     "candidate_id": decision.candidate_id or (old["candidate_id"] if old else item["candidate_id"]),
@@ -299,18 +315,23 @@ def decide(
                     if res.rowcount != 1:
                         raise ConflictError(f"意見「{item['opinion_id']}」の判断が同時に更新されました。読み直してから判断してください。変更は行っていません。")
                 else:
-                    conn.execute(decisions_t.insert().values(window=window, opinion_id=item["opinion_id"], **new))
+                    try:
+                        with conn.begin_nested():
+                            conn.execute(decisions_t.insert().values(window=window, opinion_id=item["opinion_id"], **new))
+                    except sa.exc.IntegrityError:
+                        raise ConflictError(f"意見「{item['opinion_id']}」は同時に他の担当者が判断しました。読み直してから判断してください。変更は行っていません。") from None
                 changes = [(f, (old[f] if old else None), new[f]) for f in ("category", "candidate_id", "addressed", "revision_request", "note", "text_hash")]
                 if not old:
                     changes.insert(0, ("model_category", None, item["category"]))
-                conn.execute(
-                    audit_t.insert(),
-                    [
-                        {"window": window, "opinion_id": item["opinion_id"], "action": "update" if old else "create", "field": f, "old": None if o is None else str(o), "new": None if n is None else str(n), "reviewer": reviewer, "at": ts}
-                        for f, o, n in changes
-                        if str(o) != str(n)
-                    ],
-                )
+                entries = [
+                    {"window": window, "opinion_id": item["opinion_id"], "action": "update" if old else "create", "field": f, "old": None if o is None else str(o), "new": None if n is None else str(n), "reviewer": reviewer, "at": ts}
+                    for f, o, n in changes
+                    if str(o) != str(n)
+                ]
+                if old and old["reviewer"] != reviewer:
+                    entries.append({"window": window, "opinion_id": item["opinion_id"], "action": "update", "field": "reviewer", "old": old["reviewer"], "new": reviewer, "reviewer": reviewer, "at": ts})
+                if entries:
+                    conn.execute(audit_t.insert(), entries)
                 written.append(item["opinion_id"])
             return written
     except sa.exc.OperationalError as e:
@@ -326,7 +347,7 @@ def harvest(engine: Engine, window: str, statuses: Sequence[str] = ("decided",))
     frame = window_table(engine, window)
     if frame.empty:
         return frame
-    d = frame[frame["status"].isin(statuses)]
+    d = frame[frame["status"].isin(statuses) & frame["present"].astype(bool)]
     # a group whose members were decided differently (--only-this) is not a duplicate group of one label
     mixed = d.groupby("dup_group")[["decision_category", "decision_candidate_id"]].transform("nunique").max(axis=1) > 1
     single = d.groupby("dup_group")["opinion_id"].transform("size") < 2

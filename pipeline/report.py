@@ -54,6 +54,8 @@ def _png_base64(fig) -> str:
 def candidate_category_counts(table: pd.DataFrame, domain: Domain) -> pd.DataFrame:
     """Opinions per candidate × final category (rows: candidates in list order, columns: Japanese labels)."""
     t = table[table["present"].astype(bool)]
+    if t.empty:
+        return pd.DataFrame()
     counts = pd.crosstab(t["final_candidate"], t["final_category"])
     counts = counts.reindex(index=[c for c in domain.candidate_ids if c in counts.index], columns=[c for c in domain.category_codes if c in counts.columns], fill_value=0)
     counts.columns = [domain.category_label(c) for c in counts.columns]
@@ -84,7 +86,7 @@ def build_report(window: str, table: pd.DataFrame, groups: pd.DataFrame, domain:
 
     present = table[table["present"].astype(bool)]
     counts = candidate_category_counts(table, domain)
-    queue = present[present["in_queue"]]
+    queue = present[present["in_queue"].astype(bool)]
     progress = queue["status"].value_counts()
     multi = groups[groups["同旨団体数"] > 1].sort_values("同旨団体数", ascending=False)
     shared = groups[groups["区分"] == "共有"]

@@ -62,3 +62,35 @@ def test_report_is_self_contained_and_japanese(tmp_path, domain):
     assert "http://" not in html.replace('http://evil', '') and "<script" not in html
     assert "共有すべきもの" in html and "対象候補 × 分類" in html and "確認待ち" in html
     assert "&lt;" not in "".join(g["意見"])  # source text escaped only in HTML
+
+
+def test_full_width_contacts_are_masked_in_every_text_column(tmp_path, domain):
+    for raw in ["０３－１２３４－５６７８", "03（1234）5678", "tanaka＠city.example.lg.jp", "ｔａｎａｋａ@city.example.lg.jp", "内線２２１４", "099-123-4567"]:
+        assert raw not in mask_pii(f"問合せ {raw} まで"), raw
+    eng = open_queue(f"sqlite:///{tmp_path / 'q.db'}")
+    sync_window(eng, "R7-policy-y", batch())
+    decide(eng, domain, "R7-policy-y", "4", "佐藤", Decision(note="担当 ０３－１２３４－５６７８", revision_request="連絡 a@b.example.jp"))
+    g = group_rows(window_table(eng, "R7-policy-y"), domain, "policy")
+    row = g[g["代表意見ID"] == "4"].iloc[0]
+    assert "１２３４" not in row["メモ"] and "a@b" not in row["修正意見"]
+
+
+def test_partly_and_differently_decided_groups_are_flagged(tmp_path, domain):
+    eng = open_queue(f"sqlite:///{tmp_path / 'q.db'}")
+    sync_window(eng, "R7-policy-z", batch())
+    decide(eng, domain, "R7-policy-z", "1", "佐藤", Decision(category="SHARE"), whole_group=False)
+    g = group_rows(window_table(eng, "R7-policy-z"), domain, "policy")
+    assert g[g["グループID"] == "G1"]["判断状況"].iloc[0].startswith("一部判断済")
+    decide(eng, domain, "R7-policy-z", "2", "佐藤", Decision(category="RESOLVED"), whole_group=False)
+    g = group_rows(window_table(eng, "R7-policy-z"), domain, "policy")
+    assert g[g["グループID"] == "G1"]["判断状況"].iloc[0].startswith("判断不一致")
+
+
+def test_empty_window_exports_and_reports(tmp_path, domain):
+    eng = open_queue(f"sqlite:///{tmp_path / 'q.db'}")
+    sync_window(eng, "R7-empty", batch().iloc[:0])
+    table = window_table(eng, "R7-empty")
+    g = group_rows(table, domain, "candidates")
+    paths = write_export(g, tmp_path / "o")
+    assert list(pd.read_csv(paths["csv"], encoding="utf-8-sig").columns)[:3] == ["照会回", "グループID", "代表意見ID"]
+    assert "意見数" in build_report("R7-empty", table, g, domain, "now")

@@ -142,3 +142,35 @@ def test_migrations_are_idempotent(tmp_path):
     eng = open_queue(url)  # second open: no error, schema at head
     with eng.connect() as c:
         assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0001"
+
+
+def test_group_decision_skips_opinions_that_left_the_window(engine, domain):
+    """Group ids are renumbered per run: a removed opinion keeps its old id and must not be touched."""
+    sync_window(engine, W, batch())  # 1,2 in G1
+    rerun = batch().iloc[[1, 2, 3]].copy()  # opinion 1 left; the new G1 is {2}
+    sync_window(engine, W, rerun)
+    assert decide(engine, domain, W, "2", "佐藤", Decision(category="ABSTRACT")) == ["2"]
+    assert "1" not in harvest(engine, W)["opinion_id"].str.split(":").str[-1].tolist()
+
+
+def test_expected_version_does_not_overwrite_other_members(engine, domain):
+    sync_window(engine, W, batch())
+    decide(engine, domain, W, "2", "鈴木", Decision(category="RESOLVED"), whole_group=False)
+    with pytest.raises(ConflictError, match="鈴木"):
+        decide(engine, domain, W, "1", "佐藤", Decision(category="SHARE"), expected_version=0)
+    assert window_table(engine, W).set_index("opinion_id").loc["2", "decision_category"] == "RESOLVED"
+
+
+def test_repeating_a_decision_is_harmless(engine, domain):
+    sync_window(engine, W, batch())
+    decide(engine, domain, W, "4", "佐藤", Decision(category="ABSTRACT"))
+    n = len(audit(engine, W))
+    assert decide(engine, domain, W, "4", "佐藤", Decision(category="ABSTRACT")) == ["4"]
+    assert len(audit(engine, W)) == n
+
+
+def test_times_are_shown_in_japan_time():
+    from pipeline.queue import jst
+
+    assert jst(pd.Timestamp("2026-11-22 01:30")) == "2026-11-22 10:30"
+    assert jst(pd.Timestamp("2026-11-22 01:30", tz="UTC")) == "2026-11-22 10:30"
