@@ -52,7 +52,7 @@ def _blocks(features: Sequence[str], cfg: ClassifyConfig, for_candidate: bool) -
     if "cues" in features and not for_candidate:
         blocks.append(("cues", Pipeline([("cue", CueExtractor()), ("scale", StandardScaler())]), ["match_text", "match_reason"]))
     if "emb" in features:
-        blocks.append(("emb", SentenceEncoder(model=cfg.encoder), "match_text"))
+        blocks.append(("emb", SentenceEncoder(model=cfg.encoder, max_chars=cfg.embed_max_chars), "match_text"))
     if for_candidate:
         blocks.append(("stated", OneHotEncoder(handle_unknown="ignore"), ["stated_id"]))
     return blocks
@@ -154,14 +154,21 @@ class OpinionModel:
     def candidate_classes(self) -> list[str]:
         return list(self.candidate.classes_)
 
-    def category_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return softmax(self.category.decision_function(frame), self.category_temperature)
+    def category_proba(self, frame: pd.DataFrame, features=None) -> np.ndarray:
+        """Calibrated probabilities; pass ``features`` (the model's transformed input) to skip re-transforming."""
+        return _proba(self.category, frame, features, self.category_temperature)
 
-    def candidate_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return softmax(self.candidate.decision_function(frame), self.candidate_temperature)
+    def candidate_proba(self, frame: pd.DataFrame, features=None) -> np.ndarray:
+        return _proba(self.candidate, frame, features, self.candidate_temperature)
 
     def precedent_vectors_for(self, frame: pd.DataFrame) -> np.ndarray:
         return precedent_vectors(self.category, frame)
+
+
+def _proba(model: Pipeline, frame: pd.DataFrame, features, temperature: float) -> np.ndarray:
+    if features is None:
+        features = model.named_steps["features"].transform(frame)
+    return softmax(model.named_steps["clf"].decision_function(features), temperature)
 
 
 def precedent_vectors(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
@@ -291,13 +298,13 @@ def predict(model: OpinionModel, frame: pd.DataFrame, domain: Domain, explain: b
 
 def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, explain: bool) -> pd.DataFrame:
     cat_classes, cand_classes = model.category_classes, model.candidate_classes
-    p_cat = model.category_proba(X)
-    p_cand = model.candidate_proba(X)
+    Xc = model.category.named_steps["features"].transform(X)
+    Xk = model.candidate.named_steps["features"].transform(X)
+    p_cat = model.category_proba(X, Xc)
+    p_cand = model.candidate_proba(X, Xk)
     cat_idx, cand_idx = p_cat.argmax(1), p_cand.argmax(1)
     share = cat_classes.index(SHARE)
     pol = model.policy
-    Xc = model.category.named_steps["features"].transform(X) if explain else None
-    Xk = model.candidate.named_steps["features"].transform(X) if explain else None
     if explain and len(model.precedents):
         sims = model.precedent_vectors_for(X) @ model.precedent_vectors.T
     rows = []

