@@ -94,3 +94,23 @@ def test_empty_window_exports_and_reports(tmp_path, domain):
     paths = write_export(g, tmp_path / "o")
     assert list(pd.read_csv(paths["csv"], encoding="utf-8-sig").columns)[:3] == ["照会回", "グループID", "代表意見ID"]
     assert "意見数" in build_report("R7-empty", table, g, domain, "now")
+
+
+def test_report_renders_in_headless_chromium(tmp_path, domain):
+    """The meeting report opens offline in a browser (screenshot taken; Debian's chromium)."""
+    import shutil
+    import subprocess
+
+    import pytest
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        pytest.skip("chromium is not installed (apt-get install chromium) — report not rendered")
+    table, g = _groups(tmp_path, domain)
+    page = tmp_path / "report.html"
+    page.write_text(build_report("R7-policy-x", table, g, domain, "2026-11-22 10:00"), encoding="utf-8")
+    assert "@font-face" in page.read_text(encoding="utf-8")  # Japanese glyphs travel with the page
+    shot = tmp_path / "report.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    subprocess.run([browser, *flags, f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=90)
+    assert shot.exists() and shot.stat().st_size > 20_000
