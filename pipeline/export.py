@@ -7,12 +7,12 @@ are masked; cells a spreadsheet would run as a formula are neutralised.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
 from pipeline.config import Domain
+from pipeline.normalize import EMAIL, EXTENSION, PHONE
 from pipeline.queue import jst
 
 STATUS_LABELS = {
@@ -22,13 +22,6 @@ STATUS_LABELS = {
     "partial": "一部判断済（グループ内に未判断あり）",
     "conflict": "判断不一致（グループ内で分類が異なる）",
 }
-# officers' contacts as typed, 全角 included (the text is not NFKC-normalised for display)
-_D, _H = "[0-9０-９]", "[-‐ー−－―‒–—]"
-PHONE_ANY = re.compile(
-    rf"(?<![0-9０-９])(?:[(（]?[0０]{_D}{{1,4}}[)）]?(?:{_H}|\s)?{_D}{{1,4}}(?:{_H}|\s|[)）]){_D}{{3,4}}|[0０]{_D}{{1,4}}[(（]{_D}{{1,4}}[)）]{_D}{{3,4}}|[0０]{_D}{{9,10}})(?![0-9０-９])"
-)
-EMAIL_ANY = re.compile(r"[A-Za-z0-9Ａ-Ｚａ-ｚ０-９._%+\-－]+[@＠][A-Za-z0-9Ａ-Ｚａ-ｚ０-９.\-－．]+[.．][A-Za-zＡ-Ｚａ-ｚ]{2,}")
-EXTENSION_ANY = re.compile(rf"内線\s*[:：]?\s*{_D}{{2,6}}")
 TEXT_COLUMNS = ("団体名（代表）", "同旨団体", "意見", "理由", "メモ", "修正意見", "分類の理由（モデル）", "要確認の理由")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -44,9 +37,9 @@ def mask_pii(text: str) -> str:
     """Mask officers' e-mail addresses, phone numbers and extensions (exports only; the data keeps them)."""
     if not isinstance(text, str):
         return text
-    text = EMAIL_ANY.sub("［メール省略］", text)
-    text = EXTENSION_ANY.sub("内線［省略］", text)
-    return PHONE_ANY.sub("［電話省略］", text)
+    text = EMAIL.sub("［メール省略］", text)
+    text = EXTENSION.sub("内線［省略］", text)
+    return PHONE.sub("［電話省略］", text)
 
 
 def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:

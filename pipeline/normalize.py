@@ -16,8 +16,16 @@ import unicodedata
 
 import pandas as pd
 
-EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}")
-PHONE = re.compile(r"(?<!\d)(?:\(?0\d{1,4}\)?[-‐ー−\s]?\d{1,4}[-‐ー−\s]\d{3,4}|0\d{9,10}|0120-?\d{2,3}-?\d{3,4})(?!\d)")
+# Officers' contacts, as typed or after NFKC: one pattern set for matching text and for exports.
+# (\d in a str pattern matches 全角 digits too; hyphens, parentheses and @ are listed in both widths)
+_HYPHEN = "[-‐ー−－―‒–—]"
+EMAIL = re.compile(r"[A-Za-z0-9Ａ-Ｚａ-ｚ０-９._%+\-－]+[@＠][A-Za-z0-9Ａ-Ｚａ-ｚ０-９.\-－．]+[.．][A-Za-zＡ-Ｚａ-ｚ]{2,}")
+PHONE = re.compile(
+    rf"(?<!\d)(?:[(（]?[0０]\d{{1,4}}[)）]?(?:{_HYPHEN}|\s)?\d{{1,4}}(?:{_HYPHEN}|\s|[)）])\d{{3,4}}"  # 03-1234-5678, (03)1234-5678
+    rf"|[0０]\d{{1,4}}[(（]\d{{1,4}}[)）]\d{{3,4}}"  # 03(1234)5678
+    rf"|[0０]\d{{9,10}}"  # 0312345678
+    rf"|[0０]120{_HYPHEN}?\d{{2,3}}{_HYPHEN}?\d{{3,4}})(?!\d)"  # 0120-123456
+)
 EXTENSION = re.compile(r"内線\s*[:：]?\s*\d{2,6}")
 URL = re.compile(r"https?://[^\s）)」』、。]+")
 CONTACT_CUE = re.compile(r"担当|問合せ|問い合わせ|問合わせ|連絡先|TEL|Tel|tel|電話|内線|E-?mail|e-?mail|メール|FAX|Fax")

@@ -47,3 +47,9 @@ def test_normalise_keeps_rows_and_original_text():
     out = normalise(f)
     assert len(out) == 2 and out["text"].tolist() == f["text"].tolist()
     assert out["match_text"].iloc[0] == "A案。" and out["contact"].iloc[0]
+
+
+def test_one_contact_pattern_set_covers_every_form():
+    for raw in ["03(1234)5678", "(03)1234-5678", "０３－１２３４－５６７８", "0120-123456", "0312345678", "tanaka＠city.example.lg.jp", "内線２２１４"]:
+        assert raw not in mask_contacts(f"連絡 {raw} まで"), raw
+    assert mask_contacts("令和9年3月まで2025件、第1234号") == "令和9年3月まで2025件、第1234号"
