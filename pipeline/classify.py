@@ -215,13 +215,12 @@ _EXPLAINERS: "weakref.WeakKeyDictionary[Pipeline, _Explainer]" = weakref.WeakKey
 
 
 def _explainer(model: Pipeline) -> _Explainer:
-    key = model
-    if key not in _EXPLAINERS:
+    if model not in _EXPLAINERS:
         clf: LogisticRegression = model.named_steps["clf"]
         names = model.named_steps["features"].get_feature_names_out()
         coef = clf.coef_ if clf.coef_.shape[0] > 1 else np.vstack([-clf.coef_, clf.coef_])
-        _EXPLAINERS[key] = _Explainer(names, np.array([n.startswith("emb__") for n in names]), coef - coef.mean(axis=0))
-    return _EXPLAINERS[key]
+        _EXPLAINERS[model] = _Explainer(names, np.array([n.startswith("emb__") for n in names]), coef - coef.mean(axis=0))
+    return _EXPLAINERS[model]
 
 
 def top_cues(model: Pipeline, x_row, class_idx: int, k: int = 3) -> list[str]:

@@ -372,19 +372,17 @@ def queue_list(
 ) -> None:
     """確認キュー（共有すべきもの・要確認・判断済み）を一覧表示する。"""
     from pipeline.config import load_domain
-    from pipeline.queue import QueueError, list_queue
+    from pipeline.queue import STATUS_LABELS, QueueError, list_queue
 
     domain = load_domain()
     try:
         q = list_queue(_queue(db), window, status)
     except QueueError as e:
         _err(str(e))
-    labels = {"pending": "確認待ち", "decided": "確定", "stale": "要再確認"}
-    typer.echo(f"{window}: {len(q)} 件" + (f"（{labels[status]}）" if status else ""))
+    typer.echo(f"{window}: {len(q)} 件" + (f"（{STATUS_LABELS[status]}）" if status else ""))
     for r in q.itertuples():
-        cat = r.final_category
         text = str(r.text).replace("\n", " ")
-        typer.echo(f"[{labels[r.status]}] {r.opinion_id}  v{r.decision_version}  {r.final_candidate} {domain.category_label(cat)}  確信度 {r.category_confidence:.2f}  同旨 {r.dup_count}  {text[:60]}")
+        typer.echo(f"[{STATUS_LABELS[r.status]}] {r.opinion_id}  v{r.decision_version}  {r.final_candidate} {domain.category_label(r.final_category)}  確信度 {r.category_confidence:.2f}  同旨 {r.dup_count}  {text[:60]}")
 
 
 @queue_app.command("decide")

@@ -75,9 +75,6 @@ class ClassifyConfig:
     cue_weight: float = 1.0
     C: float = 4.0
     candidate_C: float = 8.0
-    calibration_folds: int = 5
-    review_target_share_loss: float = 0.02
-    review_min_confidence: float = 0.0
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 

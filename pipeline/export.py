@@ -15,7 +15,7 @@ from pipeline.config import Domain
 from pipeline.normalize import EMAIL, EXTENSION, PHONE
 from pipeline.queue import jst
 
-STATUS_LABELS = {
+GROUP_STATUS_LABELS = {
     "pending": "未判断（モデルの分類）",
     "decided": "確定",
     "stale": "要再確認（判断後に本文が変更）",
@@ -78,7 +78,7 @@ def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
             "対象候補": domain.candidate_name(candidate),
             "分類": domain.category_label(category),
             "区分": "共有" if category == "SHARE" else "除外",
-            "判断状況": STATUS_LABELS[status],
+            "判断状況": GROUP_STATUS_LABELS[status],
             "判断者": src["decision_reviewer"] if has_decision else "",
             "判断日時": jst(src["decision_decided_at"]) if has_decision else "",
             "意見": rep["text"],

@@ -29,6 +29,7 @@ from pipeline.config import Domain
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 STATUSES = ("pending", "decided", "stale")
+STATUS_LABELS = {"pending": "確認待ち", "decided": "確定", "stale": "要再確認"}  # per opinion; export.py adds group states
 ADDRESSED = {"yes": "記載あり", "no": "記載なし"}
 
 # Column types mirror migrations/versions (the schema is created by Alembic, these only map it).

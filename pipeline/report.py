@@ -84,6 +84,8 @@ def build_report(window: str, table: pd.DataFrame, groups: pd.DataFrame, domain:
     """A self-contained HTML page (inline CSS and image, no external resource) for the WT meeting."""
     from html import escape
 
+    from pipeline.queue import STATUS_LABELS
+
     present = table[table["present"].astype(bool)]
     counts = candidate_category_counts(table, domain)
     queue = present[present["in_queue"].astype(bool)]
@@ -108,15 +110,13 @@ def build_report(window: str, table: pd.DataFrame, groups: pd.DataFrame, domain:
         f"<span class='kpi'>グループ数（同旨をまとめた数）<b>{len(groups)}</b></span>",
         f"<span class='kpi'>同旨グループ（2団体以上）<b>{len(multi)}</b></span>",
         f"<span class='kpi'>共有すべきもの（グループ）<b>{len(shared)}</b></span>",
-        f"<span class='kpi'>確認待ち<b>{int(progress.get('pending', 0))}</b></span>",
-        f"<span class='kpi'>確定<b>{int(progress.get('decided', 0))}</b></span>",
-        f"<span class='kpi'>要再確認<b>{int(progress.get('stale', 0))}</b></span>",
+        *(f"<span class='kpi'>{label}<b>{int(progress.get(key, 0))}</b></span>" for key, label in STATUS_LABELS.items()),
         "</div>",
         "<h2>対象候補 × 分類</h2>",
         f"<img alt='対象候補別・分類別の意見数' src='data:image/png;base64,{counts_figure(counts)}' style='max-width:100%'>" if len(counts) else "<p>意見がありません。</p>",
         tbl(counts.rename(index=lambda c: f"{c} {domain.candidate_name(c)[:18]}").rename_axis("対象候補"), index=True) if len(counts) else "",
         "<h2>確認の進み具合</h2>",
-        tbl(pd.DataFrame({"状況": ["確認待ち", "確定", "要再確認（判断後に本文が変更）"], "件数": [int(progress.get(k, 0)) for k in ("pending", "decided", "stale")]})),
+        tbl(pd.DataFrame({"状況": list(STATUS_LABELS.values()), "件数": [int(progress.get(k, 0)) for k in STATUS_LABELS]})),
         "<h2>同旨の意見（2団体以上）</h2>",
         tbl(multi[["グループID", "同旨団体数", "同旨団体", "対象候補ID", "分類", "意見"]].head(100)) if len(multi) else "<p>ありません。</p>",
         "<h2>共有すべきもの（対象候補別）</h2>",
