@@ -1,70 +1,240 @@
 """WT export: one row per duplicate group, Japanese columns and labels, for people in a meeting.
 
 ``wt_export.csv`` (UTF-8 with BOM, so Excel opens it) and ``wt_export.xlsx`` (header frozen, filters,
-readable widths; sheet 共有すべきもの and sheet 除外した意見). Officers' e-mail addresses and phone numbers
-are masked; cells a spreadsheet would run as a formula are neutralised.
+readable widths; sheet 共有すべきもの and sheet 除外した意見).
+
+What a group row must not hide or leak:
+- a duplicate group shows its representative, but every member's added sentences are listed against it
+  (「代表意見との差分」), members whose model predictions differ are flagged, and a group is 共有すべきもの
+  when any member is;
+- officers' names, e-mail addresses and phone numbers are masked (``normalize.mask_officer_details``
+  where it exists, plus the contact patterns);
+- cells a spreadsheet would run as a formula are neutralised; control characters openpyxl refuses are
+  replaced; cells over Excel's 32,767-character limit are cut in the xlsx with a visible note (the CSV
+  keeps the full text).
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
 
 import pandas as pd
 
+from pipeline import normalize
 from pipeline.config import Domain
 from pipeline.normalize import EMAIL, EXTENSION, PHONE
-from pipeline.queue import jst
+from pipeline.queue import ADDRESSED, jst
 
 GROUP_STATUS_LABELS = {
     "pending": "未判断（モデルの分類）",
+    "disagree": "未判断・予測不一致（グループ内でモデルの分類が異なる）",
     "decided": "確定",
     "stale": "要再確認（判断後に本文が変更）",
     "partial": "一部判断済（グループ内に未判断あり）",
     "conflict": "判断不一致（グループ内で分類が異なる）",
 }
-TEXT_COLUMNS = ("団体名（代表）", "同旨団体", "意見", "理由", "メモ", "修正意見", "分類の理由（モデル）", "要確認の理由")
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+DIFF_COLUMN = "代表意見との差分"
+DISAGREE_COLUMN = "グループ内の予測の不一致"
+GROUNDS_COLUMN = "根拠となる記載"
+RELATED_COLUMN = "関連する記載"
+TEXT_COLUMNS = ("団体名（代表）", "同旨団体", "意見", "理由", "メモ", "修正意見", "分類の理由（モデル）", "要確認の理由", DIFF_COLUMN, GROUNDS_COLUMN, RELATED_COLUMN)
+# ASCII starts Excel/LibreOffice evaluate, and their full-width forms (Japanese Excel converts ＝ typed
+# through the IME into a formula)
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+POLICY_KINDS = ("policy-draft", "policy")  # "policy": the value stored before windows.kind was introduced
+EXCEL_CELL_LIMIT = 32_767
+# C0 controls other than tab / LF / CR, and the XML non-characters: openpyxl refuses the former
+# (IllegalCharacterError), Excel refuses a file holding the latter
+_ILLEGAL = re.compile("[\x00-\x08\x0e-\x1f\ufffe\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SENTENCE = re.compile(r"[^。！？!?\n]+[。！？!?]*")
+
+
+def is_policy_kind(kind: str | None) -> bool:
+    """Policy-draft windows record 記載の有無 and 修正意見 (``windows.kind``)."""
+    return (kind or "") in POLICY_KINDS
+
+
+def clean_text(value: object) -> object:
+    """Text a spreadsheet and a browser accept: Word's line break U+000B and form feed become line
+    breaks, other C0 controls and stray surrogates are dropped or replaced."""
+    if not isinstance(value, str):
+        return value
+    value = value.replace("\x0b", "\n").replace("\x0c", "\n")
+    value = _ILLEGAL.sub("", value)
+    return _SURROGATE.sub("\ufffd", value)
 
 
 def neutralise(value: object) -> object:
-    """Prefix text a spreadsheet would evaluate (=, +, -, @, tab, CR at the start) with an apostrophe."""
+    """Prefix text a spreadsheet would evaluate (=, +, -, @, tab, CR/LF at the start) with an apostrophe."""
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
 
 
 def mask_pii(text: str) -> str:
-    """Mask officers' e-mail addresses, phone numbers and extensions (exports only; the data keeps them)."""
+    """Mask officers' names in contact blocks (``normalize.mask_officer_details`` once it exists),
+    e-mail addresses, phone numbers and extensions (people-facing files only; the data keeps them)."""
     if not isinstance(text, str):
         return text
+    officer = getattr(normalize, "mask_officer_details", None)
+    if officer is not None:
+        text = officer(text)
     text = EMAIL.sub("［メール省略］", text)
     text = EXTENSION.sub("内線［省略］", text)
     return PHONE.sub("［電話省略］", text)
 
 
+def _s(row: pd.Series, col: str) -> str:
+    """A text field of a queue row; "" when the column is absent (older queue) or empty."""
+    v = row.get(col, "")
+    if v is None or (isinstance(v, float) and v != v):
+        return ""
+    return str(v)
+
+
+# --------------------------------------------------------------------------- what a member adds
+
+
+def _key(text: str, bodies: tuple[str, ...]) -> str:
+    """Comparison key: matching text (contacts out) without punctuation, body names and 本市/当町 masked."""
+    key = normalize.match_text(text)
+    for body in bodies:
+        key = normalize.key_from_match(key, body)
+    return key or normalize.key_from_match(key)
+
+
+def added_sentences(representative: str, member: str, bodies: tuple[str, ...] = ()) -> list[str]:
+    """Sentences of ``member`` (as written) that the representative's text does not contain.
+
+    Compared on keys with the bodies' own names and self-references masked, so the edits bodies make
+    when re-sending a text (「八戸市」→「弘前市」, 本市→当町) are not reported; a sentence counts as added
+    when at least 3 characters or 20 % of it, or any digit, is not matched in the representative.
+    """
+    ref = _key(representative or "", bodies)
+    out = []
+    for sentence in _SENTENCE.findall(member or ""):
+        k = _key(sentence, bodies)
+        if not k or k in ref:
+            continue
+        covered = [False] * len(k)
+        for block in difflib.SequenceMatcher(None, ref, k, autojunk=False).get_matching_blocks():
+            if block.size >= 4:  # shorter blocks are coincidences (「共通化」 occurs everywhere)
+                covered[block.b : block.b + block.size] = [True] * block.size
+        missing = [c for c, cov in zip(k, covered) if not cov]
+        if len(missing) >= max(3, 0.2 * len(k)) or any(c.isdigit() for c in missing):
+            out.append(sentence.strip())
+    return out
+
+
+def member_differences(group: pd.DataFrame, rep: pd.Series, domain: Domain) -> str:
+    """Per member, what it adds to the representative (opinion and reason), and its prediction when it
+    differs from the representative's; one line per member that differs."""
+    lines = []
+    for _, m in group.iterrows():
+        if m["opinion_id"] == rep["opinion_id"]:
+            continue
+        bodies = tuple(b for b in (_s(rep, "body"), _s(m, "body")) if b)
+        text_add = added_sentences(_s(rep, "text"), _s(m, "text"), bodies)
+        reason_add = added_sentences(_s(rep, "reason"), _s(m, "reason"), bodies)
+        parts = []
+        if text_add:
+            parts.append("意見に追加：" + "".join(f"「{s}」" for s in text_add))
+        if reason_add:
+            parts.append("理由に追加：" + "".join(f"「{s}」" for s in reason_add))
+        if _s(m, "category") != _s(rep, "category"):
+            parts.append(f"モデルの分類：{domain.category_label(_s(m, 'category'))}")
+        if parts:
+            lines.append(f"【{_s(m, 'body') or '団体名なし'}（{m['opinion_id']}）】" + " ".join(parts))
+    return "\n".join(lines)
+
+
+def prediction_disagreement(group: pd.DataFrame, domain: Domain) -> str:
+    """「共有すべきもの 1 件（2）、団体固有の事情 1 件（1）」 when the members' model categories differ."""
+    if group["category"].nunique() < 2:
+        return ""
+    parts = [f"{domain.category_label(cat)} {len(g)} 件（{'、'.join(map(str, g['opinion_id']))}）" for cat, g in group.groupby("category", sort=False)]
+    return "、".join(parts)
+
+
+# --------------------------------------------------------------------------- evidence from the references
+
+
+def _quoted(passage: str, quote: str) -> str:
+    if not passage and not quote:
+        return ""
+    return "\n".join(p for p in (passage, f"「{quote}」" if quote else "") if p)
+
+
+def grounds(group: pd.DataFrame, first: pd.Series) -> str:
+    """「根拠となる記載」 of a 解決済 group: the passage id and quote the model cited (blank if none)."""
+    for _, m in pd.concat([first.to_frame().T, group]).iterrows():
+        if _s(m, "resolved_by"):
+            return _quoted(_s(m, "resolved_by"), _s(m, "resolved_quote"))
+    return ""
+
+
+def related(group: pd.DataFrame, first: pd.Series) -> str:
+    """「関連する記載」 of a 共有すべきもの group in a policy-draft window: the nearest passage, its quote
+    and the model's 記載の有無 suggestion (the WT's own judgement stays in 「記載の有無」)."""
+    for _, m in pd.concat([first.to_frame().T, group]).iterrows():
+        passage, suggestion = _s(m, "nearest_passage"), _s(m, "addressed_suggestion")
+        if passage or suggestion:
+            text = _quoted(passage, _s(m, "nearest_quote"))
+            if suggestion:
+                text += ("\n" if text else "") + f"（モデルの判定：{ADDRESSED.get(suggestion, suggestion)}）"
+            return text
+    return ""
+
+
+# --------------------------------------------------------------------------- group rows
+
+
+def _status(g: pd.DataFrame, decided: pd.DataFrame) -> str:
+    statuses = set(g["status"])
+    if "stale" in statuses:
+        return "stale"
+    if decided["decision_category"].nunique() > 1 or decided["decision_candidate_id"].nunique() > 1:
+        return "conflict"
+    if statuses == {"decided"}:
+        return "decided"
+    if "decided" in statuses:
+        return "partial"
+    return "disagree" if g["category"].nunique() > 1 else "pending"
+
+
 def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
-    """One row per duplicate group of a window table (queue.window_table), Japanese columns."""
+    """One row per duplicate group of a window table (queue.window_table), Japanese columns.
+
+    A group is 共有すべきもの when any present member is (its decision, or the model's category where it
+    has none); the row then cites that member's model reason and candidate."""
+    policy = is_policy_kind(kind)
     present = table[table["present"].astype(bool)].copy()
     rows = []
     for _, g in present.groupby("dup_group", sort=False):
         rep_id = g["dup_representative"].iloc[0]
         rep = g[g["opinion_id"] == rep_id].iloc[0] if (g["opinion_id"] == rep_id).any() else g.iloc[0]
-        statuses = set(g["status"])
         decided = g[g["status"] != "pending"]
-        if "stale" in statuses:
-            status = "stale"
-        elif decided["decision_category"].nunique() > 1 or decided["decision_candidate_id"].nunique() > 1:
-            status = "conflict"
-        elif statuses == {"decided"}:
-            status = "decided"
-        elif "decided" in statuses:
-            status = "partial"
-        else:
-            status = "pending"
-        src = decided.iloc[0] if len(decided) else rep
         has_decision = len(decided) > 0
-        category = src["decision_category"] if has_decision else rep["category"]
-        candidate = src["decision_candidate_id"] if has_decision else rep["candidate_id"]
+        final = g["decision_category"].where(g["status"] != "pending", g["category"])
+        share = g[final == "SHARE"]
+        category = "SHARE" if len(share) else (decided.iloc[0]["decision_category"] if has_decision else rep["category"])
+        # the member that makes the group's category: the representative when it agrees
+        if len(share) and final.loc[rep.name] != "SHARE":
+            basis = share.iloc[0]
+        else:
+            basis = rep
+        # the decision shown: one that gave the group's category, else any (a conflict is flagged)
+        agreeing = decided[decided["decision_category"] == category]
+        src = agreeing.iloc[0] if len(agreeing) else (decided.iloc[0] if has_decision else basis)
+        if basis["status"] != "pending":
+            candidate = basis["decision_candidate_id"]
+        elif len(agreeing):
+            candidate = src["decision_candidate_id"]
+        else:
+            candidate = basis["candidate_id"]
         bodies = list(dict.fromkeys(b for b in g["body"] if b))
         unnamed = int((g["body"] == "").sum())
         row = {
@@ -78,32 +248,62 @@ def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
             "対象候補": domain.candidate_name(candidate),
             "分類": domain.category_label(category),
             "区分": "共有" if category == "SHARE" else "除外",
-            "判断状況": GROUP_STATUS_LABELS[status],
+            "判断状況": GROUP_STATUS_LABELS[_status(g, decided)],
             "判断者": src["decision_reviewer"] if has_decision else "",
             "判断日時": jst(src["decision_decided_at"]) if has_decision else "",
             "意見": rep["text"],
             "理由": rep["reason"],
-            "分類の理由（モデル）": rep["category_reason"],
-            "モデルの分類": domain.category_label(rep["category"]),
-            "分類の確信度": round(float(rep["category_confidence"]), 2),
-            "要確認の理由": rep["review_reasons"],
+            DIFF_COLUMN: member_differences(g, rep, domain),
+            DISAGREE_COLUMN: prediction_disagreement(g, domain),
+            "分類の理由（モデル）": basis["category_reason"],
+            "モデルの分類": domain.category_label(basis["category"]),
+            "分類の確信度": round(float(basis["category_confidence"]), 2),
+            "要確認の理由": basis["review_reasons"],
+            GROUNDS_COLUMN: grounds(g, basis) if category == "RESOLVED" else "",
             "メモ": (src["decision_note"] or "") if has_decision else "",
             "過去の照会回": f"{rep['prior_window']} {rep['prior_opinion_id']}".strip(),
         }
-        if kind == "policy":
+        if policy:
             addressed = src["decision_addressed"] if has_decision else None
-            row["記載の有無"] = {"yes": "記載あり", "no": "記載なし"}.get(addressed or "", "")
+            row["記載の有無"] = ADDRESSED.get(addressed or "", "")
             row["修正意見"] = (src["decision_revision_request"] or "") if has_decision else ""
+            row[RELATED_COLUMN] = related(g, basis) if category == "SHARE" else ""
         rows.append(row)
-    base = ["照会回", "グループID", "代表意見ID", "団体名（代表）", "同旨団体数", "同旨団体", "対象候補ID", "対象候補", "分類", "区分", "判断状況", "判断者", "判断日時", "意見", "理由", "分類の理由（モデル）", "モデルの分類", "分類の確信度", "要確認の理由", "メモ", "過去の照会回"]
-    frame = pd.DataFrame(rows, columns=base + (["記載の有無", "修正意見"] if kind == "policy" else []))
+    base = ["照会回", "グループID", "代表意見ID", "団体名（代表）", "同旨団体数", "同旨団体", "対象候補ID", "対象候補", "分類", "区分", "判断状況", "判断者", "判断日時", "意見", "理由", DIFF_COLUMN, DISAGREE_COLUMN, "分類の理由（モデル）", "モデルの分類", "分類の確信度", "要確認の理由", GROUNDS_COLUMN, "メモ", "過去の照会回"]
+    frame = pd.DataFrame(rows, columns=base + (["記載の有無", "修正意見", RELATED_COLUMN] if policy else []))
+    for col in frame.columns:
+        if frame[col].dtype == object:
+            frame[col] = frame[col].map(clean_text)
     for col in TEXT_COLUMNS:
         if col in frame.columns:
             frame[col] = frame[col].map(mask_pii)
     return frame
 
 
-WIDTHS = {"意見": 60, "理由": 40, "分類の理由（モデル）": 50, "同旨団体": 30, "修正意見": 40, "メモ": 30, "要確認の理由": 30, "対象候補": 30}
+def read_window_kind(engine, window: str) -> str:
+    """The window kind stored in the queue (``windows.kind``), never guessed from the window's name."""
+    import sqlalchemy as sa
+
+    from pipeline.queue import windows_t
+
+    with engine.connect() as conn:
+        kind = conn.execute(sa.select(windows_t.c.kind).where(windows_t.c.window == window)).scalar()
+    return kind or ""
+
+
+# --------------------------------------------------------------------------- files
+
+
+WIDTHS = {"意見": 60, "理由": 40, "分類の理由（モデル）": 50, "同旨団体": 30, "修正意見": 40, "メモ": 30, "要確認の理由": 30, "対象候補": 30, DIFF_COLUMN: 50, DISAGREE_COLUMN: 30, GROUNDS_COLUMN: 50, RELATED_COLUMN: 50}
+
+
+def fit_cell(value: object) -> object:
+    """A value Excel accepts in one cell: at most 32,767 characters, the cut said in the cell."""
+    if not isinstance(value, str) or len(value) <= EXCEL_CELL_LIMIT:
+        return value
+    note = "…［Excel のセルの上限を超えるため以下 {n:,} 文字を省略。全文は wt_export.csv にあります］"
+    keep = EXCEL_CELL_LIMIT - len(note.format(n=len(value)))
+    return value[:keep] + note.format(n=len(value) - keep)
 
 
 def write_export(groups: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
@@ -114,6 +314,7 @@ def write_export(groups: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "wt_export.csv", "xlsx": out_dir / "wt_export.xlsx"}
+    groups = groups.map(clean_text) if len(groups) else groups
     (groups.map(neutralise) if len(groups) else groups).to_csv(paths["csv"], index=False, encoding="utf-8-sig")
     wb = Workbook()
     wb.remove(wb.active)
@@ -122,11 +323,13 @@ def write_export(groups: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
         cols = list(groups.columns)
         ws.append(cols)
         for rec in part.itertuples(index=False):
-            ws.append([v.item() if hasattr(v, "item") else v for v in rec])
+            ws.append([fit_cell(v.item() if hasattr(v, "item") else v) for v in rec])
             for cell in ws[ws.max_row]:
-                # openpyxl stores a string starting with "=" as a formula: force it to stay text, as typed
+                # openpyxl stores a string starting with "=" as a formula: keep it text, as typed, and
+                # mark it quote-prefixed so Excel keeps it text when someone edits the cell
                 if isinstance(cell.value, str) and cell.value.startswith(FORMULA_START):
                     cell.data_type = "s"
+                    cell.quotePrefix = True
         for i, c in enumerate(cols, start=1):
             ws.column_dimensions[get_column_letter(i)].width = WIDTHS.get(c, max(10, min(24, len(c) * 2 + 2)))
             cell = ws.cell(row=1, column=i)
@@ -140,4 +343,3 @@ def write_export(groups: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
             ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{max(ws.max_row, 1)}"
     wb.save(paths["xlsx"])
     return paths
-
