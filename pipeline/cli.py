@@ -447,17 +447,19 @@ def export(
 ) -> None:
     """WT 会議用の wt_export.csv / wt_export.xlsx と report.html を書き出す。"""
     from pipeline.config import load_domain
-    from pipeline.export import group_rows, write_export
-    from pipeline.queue import QueueError, window_kind, window_table
+    from pipeline.export import group_rows, read_window_kind, write_export
+    from pipeline.queue import QueueError, window_table
     from pipeline.report import build_report
 
     domain = load_domain()
     try:
-        table = window_table(_queue(db), window)
+        engine = _queue(db)
+        table = window_table(engine, window)
+        kind = read_window_kind(engine, window)  # as stored by the batch, never guessed from the name
     except QueueError as e:
         _err(str(e))
     out = out or paths.window_output_dir(window)
-    groups = group_rows(table, domain, window_kind(window))
+    groups = group_rows(table, domain, kind)
     files = write_export(groups, out)
     report = out / "report.html"
     report.write_text(build_report(window, table, groups, domain, time.strftime("%Y-%m-%d %H:%M")), encoding="utf-8")
