@@ -17,43 +17,219 @@ import unicodedata
 import pandas as pd
 
 # Officers' contacts, as typed or after NFKC: one pattern set for matching text and for exports.
-# (\d in a str pattern matches 全角 digits too; hyphens, parentheses and @ are listed in both widths)
+# (\d in a str pattern matches 全角 digits too; hyphens, dots, parentheses, + and @ are listed in both widths)
 _HYPHEN = "[-‐ー−－―‒–—]"
+_SEP = r"(?:[-‐ー−－―‒–—.．]|\s)"
 EMAIL = re.compile(r"[A-Za-z0-9Ａ-Ｚａ-ｚ０-９._%+\-－]+[@＠][A-Za-z0-9Ａ-Ｚａ-ｚ０-９.\-－．]+[.．][A-Za-zＡ-Ｚａ-ｚ]{2,}")
 PHONE = re.compile(
-    rf"(?<!\d)(?:[(（]?[0０]\d{{1,4}}[)）]?(?:{_HYPHEN}|\s)?\d{{1,4}}(?:{_HYPHEN}|\s|[)）])\d{{3,4}}"  # 03-1234-5678, (03)1234-5678
+    rf"(?<![\d.．])(?:[+＋]\s?81{_SEP}?(?:[(（][0０][)）])?\d{{1,4}}{_SEP}?\d{{1,4}}{_SEP}?\d{{3,4}}"  # +81-98-866-2200
+    rf"|(?:[(（][0０]\d{{1,4}}[)）]|[0０]\d{{1,4}})(?:{_SEP})?\d{{1,4}}(?:{_SEP}|[)）])\d{{3,4}}"  # 03-1234-5678, (03)1234-5678, 098.866.2200
     rf"|[0０]\d{{1,4}}[(（]\d{{1,4}}[)）]\d{{3,4}}"  # 03(1234)5678
     rf"|[0０]\d{{9,10}}"  # 0312345678
-    rf"|[0０]120{_HYPHEN}?\d{{2,3}}{_HYPHEN}?\d{{3,4}})(?!\d)"  # 0120-123456
+    rf"|[0０]120{_HYPHEN}?\d{{2,3}}{_HYPHEN}?\d{{3,4}})(?!\d|{_HYPHEN}[\dxX])"  # 0120-123456
 )
-EXTENSION = re.compile(r"内線\s*[:：]?\s*\d{2,6}")
+EXTENSION = re.compile(rf"内線\s*[:：]?\s*\d{{2,6}}(?:{_HYPHEN}\d{{1,6}})?")
 URL = re.compile(r"https?://[^\s）)」』、。]+")
-CONTACT_CUE = re.compile(r"担当|問合せ|問い合わせ|問合わせ|連絡先|TEL|Tel|tel|電話|内線|E-?mail|e-?mail|メール|FAX|Fax")
-# a trailing contact block: the last line, or a final （…） / 【…】 / 「…」-less tail that carries a cue
-TAIL_BLOCK = re.compile(r"(?:\n|^|(?<=[。．.]))\s*[（(【\[［]?[^\n。]{0,20}(?:担当|問合せ|問い合わせ|問合わせ|連絡先)[^\n]*$")
-PAREN_TAIL = re.compile(r"[（(【\[［][^（(【\[［]*$")
-# 「担当：…」「（担当 …）」「担当者 …」 name an officer; a bare 担当 (「担当課の負担」) does not
-OFFICER = re.compile(r"担当(?:者)?\s*[:：]|[（(【\[［]\s*担当|担当者")
 SELF_REFERENCE = re.compile(r"(?:本|当|弊|我が)(?:市|町|村|区|県|府|都|道|団体|自治体)")
 PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 WS = re.compile(r"\s+")
+
+# ---- what a contact block is made of (matched on NFKC-folded text) ---------------------------------
+# An officer's block is a run of items (phone, e-mail, 内線), labels (担当:, 問合せ先, TEL …), sections
+# (…課, …係, …室, …担当, 〇〇市) and at most a few short names. A sentence of the opinion always holds
+# words that are none of these, so it is never taken for a contact however often it says 担当.
+# Corpus rows mask digits (0229-33-2xxx, 内線241x): those count as items too, for detection only.
+_ITEM = re.compile(
+    r"(?<!\d)[(]?0\d{1,4}[-)]\d{1,4}-[\dxX]{0,3}[xX]+|内線\s*\d*[xX]+|〒\s*\d{3}-?\d{4}|"
+    rf"{EMAIL.pattern}|{EXTENSION.pattern}|{PHONE.pattern}"
+)
+_TOKEN = re.compile(r"[^\s()（）【】\[\]<>＜＞〈〉「」『』/／:：,，、;；]+")
+_LABEL = re.compile(
+    r"(?i:tel|fax|e-?mail|mail|phone)\.?"
+    r"|担当者?|(?:お|ご)?問い?合わ?せ(?:先|窓口)?|連絡先|照会先|回答者|作成者|記入者|電話(?:番号)?|ファクス|メール(?:アドレス)?"
+    r"|内線|外線|直通|代表|携帯|宛て?|まで|以上"
+)
+_TITLE = re.compile(r".*(?:課長|係長|室長|部長|局長|所長|班長|次長|参事|補佐|主査|主任|主事|主幹|技師|専門員|リーダー|任用職員|書記)")
+# sections: a strong suffix (…課, …係 …) or, from three characters, a place or a weak suffix (阿部, 中村 are names)
+_ORG_STRONG = re.compile(r".+(?:課|係|室|班|担当|事務局|センター|委員会|グループ|チーム|事務所|支所|出張所|選管)内?|(?i:.*dx.*(?:課|室|係))")
+_ORG_WEAK = re.compile(r".{2,}(?:部|局|所|庁|館|院|会|組合|連合|[都道府県市区町村])|.市")  # 堺市, 津市
+_NAME = re.compile(r"[\u4e00-\u9fff々〆ヶヵノ]{1,6}|[\u4e00-\u9fff々ヶ]{1,3}[\u3041-\u3096\u30a1-\u30fa]{1,4}")
+_ORG_THEN_NAME = re.compile(rf"(.+(?:課|係|室|班|担当|事務局|センター))({_NAME.pattern})")
+_OPEN, _CLOSE = "(（【[［<＜〈「", ")）】]］>＞〉」"
+_CUE_AT = re.compile(r"[(（【\[［<＜]?\s*(?:担当|問い?合わ?せ|連絡先|照会先|TEL|Tel|tel|電話)")
+_TRAILER = re.compile(r"\n\s*(?:以上|以\s*上)\s*[。.]?\s*$")
+_MAX_BLOCK = 200
 
 
 def nfkc(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "")
 
 
+def _fold(text: str) -> tuple[str, list[int]]:
+    """NFKC character by character, with the original index of every folded character
+    (so a block found on folded text can be cut or masked in the text as typed)."""
+    out: list[str] = []
+    index: list[int] = []
+    for i, c in enumerate(text):
+        n = unicodedata.normalize("NFKC", c) if ord(c) > 127 else c
+        out.append(n)
+        index.extend([i] * len(n))
+    return "".join(out), index
+
+
+def _classify_tokens(seg: str) -> list[tuple[str, int, int]] | None:
+    """(kind, start, end) of every token of a would-be contact block, kinds item/label/org/title/name;
+    None when a token is none of them (the segment is prose)."""
+    blanked = list(seg)
+    kinds: list[tuple[str, int, int]] = []
+    for m in _ITEM.finditer(seg):
+        kinds.append(("item", m.start(), m.end()))
+        blanked[m.start() : m.end()] = " " * (m.end() - m.start())
+    for m in _TOKEN.finditer("".join(blanked)):
+        tok, a, b = m.group().rstrip(".。"), m.start(), m.start() + len(m.group().rstrip(".。"))
+        if not tok:
+            continue
+        if _LABEL.fullmatch(tok):
+            kinds.append(("label", a, b))
+        elif _TITLE.fullmatch(tok):
+            kinds.append(("title", a, b))
+        elif _ORG_STRONG.fullmatch(tok) or _ORG_WEAK.fullmatch(tok):
+            kinds.append(("org", a, b))
+        elif _NAME.fullmatch(tok):
+            kinds.append(("name", a, b))
+        elif (m2 := _ORG_THEN_NAME.fullmatch(tok)) and not _LABEL.fullmatch(m2.group(2)) and not _TITLE.fullmatch(m2.group(2)):
+            kinds.append(("org", a, a + len(m2.group(1))))
+            kinds.append(("name", a + len(m2.group(1)), b))
+        elif tok.startswith(("担当", "TEL", "Tel", "tel", "電話")) and _NAME.fullmatch(tok.lstrip("担当者TELtel電話")):
+            rest = len(tok) - len(tok.lstrip("担当者TELtel電話"))  # 「担当村上」: a label glued to a name
+            kinds.append(("label", a, a + rest))
+            kinds.append(("name", a + rest, b))
+        else:
+            return None
+    return sorted(kinds, key=lambda k: k[1])
+
+
+def _is_contact(seg: str, standalone: bool) -> list[tuple[str, int, int]] | None:
+    """The tokens of ``seg`` if it is an officer's contact block, else None. ``standalone``: the segment
+    is a line of its own or a whole bracketed group (then a section name alone is a contact)."""
+    if not seg.strip() or len(seg) > _MAX_BLOCK or "。" in seg.rstrip().rstrip("。)）】]>"):
+        return None
+    kinds = _classify_tokens(seg)
+    if not kinds:
+        return None
+    counts = {k: sum(1 for x in kinds if x[0] == k) for k in ("item", "label", "org", "name")}
+    if counts["name"] > 3 or counts["name"] > counts["org"] + counts["label"] + counts["item"]:
+        return None
+    strong_org = any(k == "org" and _ORG_STRONG.fullmatch(seg[a:b]) for k, a, b in kinds)
+    has_label = any(k == "label" and seg[a:b] not in ("まで", "以上", "代表") for k, a, b in kinds)
+    if counts["item"] or (has_label and (counts["org"] or counts["name"])) or (standalone and strong_org):
+        return kinds
+    return None
+
+
+def _block_start(s: str, lo: int = 0) -> int | None:
+    """Start of the trailing contact block of folded text ``s`` (None if it has none). The block may span
+    several lines (担当 / TEL / メール), stand in brackets after the last sentence, or follow 。 on the
+    same line; it never starts at ``lo`` (a text that is all contact keeps its text)."""
+    end = len(s.rstrip())
+    trailer = _TRAILER.search(s[:end])
+    if trailer:
+        end = trailer.start()
+    t = s[:end]
+    if not t.strip():
+        return None
+    candidates: set[int] = set()
+    for i, c in enumerate(t):
+        if c == "\n" or c in "。．":
+            candidates.add(i + 1)
+    for m in _CUE_AT.finditer(t):
+        candidates.add(m.start())
+    # the group of brackets that closes at the very end: 「…していただきたい（担当：… TEL …）」
+    if t[-1] in _CLOSE:
+        depth = 0
+        for i in range(len(t) - 1, -1, -1):
+            if t[i] in _CLOSE:
+                depth += 1
+            elif t[i] in _OPEN:
+                depth -= 1
+                if depth == 0:
+                    candidates.add(i)
+                    break
+    for p in sorted(c for c in candidates if lo < c < len(t) and len(t) - c <= _MAX_BLOCK):
+        seg = t[p:]
+        if not t[lo:p].strip():
+            continue
+        head = seg.lstrip()
+        standalone = t[:p].rstrip(" \t").endswith("\n") or p == 0 or (head[:1] in _OPEN and _brackets_whole(head))
+        if _is_contact(seg, standalone):
+            return p + (len(seg) - len(head))
+    return None
+
+
+def _brackets_whole(seg: str) -> bool:
+    depth = 0
+    for i, c in enumerate(seg):
+        depth += c in _OPEN
+        depth -= c in _CLOSE
+        if depth == 0:
+            return i == len(seg) - 1
+    return False
+
+
+def _contact_spans(folded: str) -> list[tuple[int, int]]:
+    """Spans (folded coordinates) of contact blocks: the trailing one, and any line that is one by itself."""
+    if _is_contact(folded, standalone=True):  # the whole text is a contact block (a 連絡先 column)
+        return [(0, len(folded))]
+    spans: list[tuple[int, int]] = []
+    start = _block_start(folded)
+    if start is not None:
+        spans.append((start, len(folded)))
+    pos = 0
+    for line in folded.split("\n"):
+        a, b = pos, pos + len(line)
+        pos = b + 1
+        if (start is None or b <= start) and _is_contact(line, standalone=True) and _LABEL.search(line):
+            spans.append((a, b))
+    return spans
+
+
 def split_contact(text: str) -> tuple[str, str]:
-    """Split a text into (body, contact): the contact block an officer pasted at the end, if any."""
+    """Split a text into (body, contact): the contact block an officer pasted at the end, if any.
+    Only a block made of contact details is cut; every sentence of the opinion stays in the body."""
     s = (text or "").rstrip()
-    m = TAIL_BLOCK.search(s)
-    if m and (EMAIL.search(m.group()) or PHONE.search(m.group()) or EXTENSION.search(m.group()) or OFFICER.search(m.group())):
-        return s[: m.start()].rstrip(), m.group().strip()
-    # a final parenthesised block with a phone / e-mail inside: 「…。（情報政策課 佐藤 TEL 012-345-6789）」
-    m = PAREN_TAIL.search(s)
-    if m and CONTACT_CUE.search(m.group()) and (EMAIL.search(m.group()) or PHONE.search(m.group()) or EXTENSION.search(m.group())):
-        return s[: m.start()].rstrip(), m.group().strip()
-    return s, ""
+    folded, index = _fold(s)
+    p = _block_start(folded)
+    if p is None:
+        return s, ""
+    raw = index[p]
+    return s[:raw].rstrip(), s[raw:].strip()
+
+
+NAME_MASK = "［氏名省略］"
+
+
+def mask_officer_details(text: str) -> str:
+    """Mask officers' e-mail addresses, phone numbers and extensions anywhere in ``text``, and the names
+    in its contact blocks (「担当：情報政策課 佐藤花子」→「担当：情報政策課 ［氏名省略］」). For every
+    people-facing file; the data itself keeps the original."""
+    if not isinstance(text, str) or not text:
+        return text
+    folded, index = _fold(text)
+    names: list[tuple[int, int]] = []
+    for a, b in _contact_spans(folded):
+        for kind, x, y in _is_contact(folded[a:b], standalone=True) or []:
+            if kind != "name":
+                continue
+            x, y = index[a + x], index[a + y - 1] + 1
+            if names and not text[names[-1][1] : x].strip():  # 「佐藤 花子」: one name
+                names[-1] = (names[-1][0], y)
+            else:
+                names.append((x, y))
+    for x, y in reversed(names):
+        text = text[:x] + NAME_MASK + text[y:]
+    text = EMAIL.sub("［メール省略］", text)
+    text = EXTENSION.sub("内線［省略］", text)
+    return PHONE.sub("［電話省略］", text)
 
 
 def mask_contacts(text: str) -> str:
