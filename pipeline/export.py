@@ -16,6 +16,7 @@ What a group row must not hide or leak:
 
 from __future__ import annotations
 
+import csv
 import difflib
 import re
 from pathlib import Path
@@ -24,7 +25,6 @@ import pandas as pd
 
 from pipeline import normalize
 from pipeline.config import Domain
-from pipeline.normalize import EMAIL, EXTENSION, PHONE
 from pipeline.queue import ADDRESSED, jst
 
 GROUP_STATUS_LABELS = {
@@ -75,16 +75,11 @@ def neutralise(value: object) -> object:
 
 
 def mask_pii(text: str) -> str:
-    """Mask officers' names in contact blocks (``normalize.mask_officer_details`` once it exists),
-    e-mail addresses, phone numbers and extensions (people-facing files only; the data keeps them)."""
+    """Mask officers' names in contact blocks, e-mail addresses, phone numbers and extensions
+    (people-facing files only; the data keeps them): one way, ``normalize.mask_officer_details``."""
     if not isinstance(text, str):
         return text
-    officer = getattr(normalize, "mask_officer_details", None)
-    if officer is not None:
-        text = officer(text)
-    text = EMAIL.sub("［メール省略］", text)
-    text = EXTENSION.sub("内線［省略］", text)
-    return PHONE.sub("［電話省略］", text)
+    return normalize.mask_officer_details(text)
 
 
 def _s(row: pd.Series, col: str) -> str:
@@ -115,7 +110,8 @@ def added_sentences(representative: str, member: str, bodies: tuple[str, ...] = 
     """
     ref = _key(representative or "", bodies)
     out = []
-    for sentence in _SENTENCE.findall(member or ""):
+    body, _contact = normalize.split_contact(member or "")  # the officer's contact block is not content
+    for sentence in _SENTENCE.findall(body):
         k = _key(sentence, bodies)
         if not k or k in ref:
             continue
@@ -315,7 +311,9 @@ def write_export(groups: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "wt_export.csv", "xlsx": out_dir / "wt_export.xlsx"}
     groups = groups.map(clean_text) if len(groups) else groups
-    (groups.map(neutralise) if len(groups) else groups).to_csv(paths["csv"], index=False, encoding="utf-8-sig")
+    # every text field quoted: the csv module quotes only fields holding "\n", so a bare CR (a cell
+    # starting with one is neutralised, not removed) would otherwise split the row in Excel
+    (groups.map(neutralise) if len(groups) else groups).to_csv(paths["csv"], index=False, encoding="utf-8-sig", quoting=csv.QUOTE_NONNUMERIC)
     wb = Workbook()
     wb.remove(wb.active)
     for title, part in (("共有すべきもの", groups[groups["区分"] == "共有"] if len(groups) else groups), ("除外した意見", groups[groups["区分"] == "除外"] if len(groups) else groups)):
