@@ -79,7 +79,8 @@ def mask_pii(text: str) -> str:
     (people-facing files only; the data keeps them): one way, ``normalize.mask_officer_details``."""
     if not isinstance(text, str):
         return text
-    return normalize.mask_officer_details(text)
+    # phones and e-mails once more after the names: they stay masked whatever the name masking does
+    return normalize.mask_contact_items(normalize.mask_officer_details(text))
 
 
 def _s(row: pd.Series, col: str) -> str:

@@ -227,6 +227,13 @@ def mask_officer_details(text: str) -> str:
                 names.append((x, y))
     for x, y in reversed(names):
         text = text[:x] + NAME_MASK + text[y:]
+    return mask_contact_items(text)
+
+
+def mask_contact_items(text: str) -> str:
+    """The e-mail / phone / 内線 part of ``mask_officer_details`` (idempotent: masks never match again)."""
+    if not isinstance(text, str):
+        return text
     text = EMAIL.sub("［メール省略］", text)
     text = EXTENSION.sub("内線［省略］", text)
     return PHONE.sub("［電話省略］", text)
