@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pandas as pd
@@ -81,9 +82,14 @@ def counts_figure(counts: pd.DataFrame) -> str:
 
 
 def build_report(window: str, table: pd.DataFrame, groups: pd.DataFrame, domain: Domain, generated_at: str) -> str:
-    """A self-contained HTML page (inline CSS and image, no external resource) for the WT meeting."""
+    """A self-contained HTML page (inline CSS, image and fonts, no external resource) for the WT meeting.
+
+    Besides the counts, each group shows what its members add to the representative, whether the
+    members' predictions disagree, and the reference passages behind 解決済 (根拠となる記載) and near a
+    共有すべきもの of a policy draft (関連する記載)."""
     from html import escape
 
+    from pipeline.export import DIFF_COLUMN, DISAGREE_COLUMN, GROUNDS_COLUMN, RELATED_COLUMN
     from pipeline.queue import STATUS_LABELS
 
     present = table[table["present"].astype(bool)]
@@ -92,24 +98,34 @@ def build_report(window: str, table: pd.DataFrame, groups: pd.DataFrame, domain:
     progress = queue["status"].value_counts()
     multi = groups[groups["同旨団体数"] > 1].sort_values("同旨団体数", ascending=False)
     shared = groups[groups["区分"] == "共有"]
+    resolved = groups[groups["分類"] == domain.category_label("RESOLVED")]
+    split = groups[groups[DISAGREE_COLUMN].fillna("") != ""] if DISAGREE_COLUMN in groups.columns else groups.iloc[:0]
 
     def tbl(frame: pd.DataFrame, index: bool = False) -> str:
         return html_table(frame.reset_index() if index else frame)
 
+    def cols(frame: pd.DataFrame, wanted: list[str]) -> pd.DataFrame:
+        """The wanted columns the export has (older exports lack the evidence columns), masked once more."""
+        from pipeline.export import mask_pii
+
+        return frame[[c for c in wanted if c in frame.columns]].map(mask_pii)
+
     parts = [
         "<!DOCTYPE html><html lang='ja'><head><meta charset='utf-8'>",
         f"<title>{escape(window)} 意見照会 集計レポート</title>",
-        "<style>body{font-family:'ReportJP','IPAexGothic','Noto Sans CJK JP','Hiragino Sans','Yu Gothic',sans-serif;margin:24px;color:#222}"
+        "<style>body{font-family:'ReportJP','ReportSym','IPAexGothic','Noto Sans CJK JP','Hiragino Sans','Yu Gothic',sans-serif;margin:24px;color:#222}"
         "h1{font-size:22px}h2{font-size:18px;border-bottom:2px solid #1e88e5;padding-bottom:4px;margin-top:28px}"
         ".t{border-collapse:collapse;font-size:13px}.t th,.t td{border:1px solid #ccc;padding:4px 8px;vertical-align:top}"
         ".t th{background:#ddebf7}.kpi{display:inline-block;margin:0 18px 8px 0;padding:8px 14px;background:#f3f6fa;border-radius:6px}"
-        ".kpi b{font-size:20px;display:block}.cand{margin-top:14px;font-weight:bold}</style></head><body>",
+        ".kpi b{font-size:20px;display:block}.cand{margin-top:14px;font-weight:bold}.note{color:#8a4b00}</style></head><body>",
         f"<h1>{escape(window)} 意見照会 集計レポート</h1><p>作成: {escape(generated_at)}</p>",
+        "<!--missing-glyphs-->",
         "<div>",
         f"<span class='kpi'>意見数<b>{len(present)}</b></span>",
         f"<span class='kpi'>グループ数（同旨をまとめた数）<b>{len(groups)}</b></span>",
         f"<span class='kpi'>同旨グループ（2団体以上）<b>{len(multi)}</b></span>",
         f"<span class='kpi'>共有すべきもの（グループ）<b>{len(shared)}</b></span>",
+        f"<span class='kpi'>予測が分かれたグループ<b>{len(split)}</b></span>",
         *(f"<span class='kpi'>{label}<b>{int(progress.get(key, 0))}</b></span>" for key, label in STATUS_LABELS.items()),
         "</div>",
         "<h2>対象候補 × 分類</h2>",
@@ -118,50 +134,103 @@ def build_report(window: str, table: pd.DataFrame, groups: pd.DataFrame, domain:
         "<h2>確認の進み具合</h2>",
         tbl(pd.DataFrame({"状況": list(STATUS_LABELS.values()), "件数": [int(progress.get(k, 0)) for k in STATUS_LABELS]})),
         "<h2>同旨の意見（2団体以上）</h2>",
-        tbl(multi[["グループID", "同旨団体数", "同旨団体", "対象候補ID", "分類", "意見"]].head(100)) if len(multi) else "<p>ありません。</p>",
+        "<p>意見は代表意見です。各団体が代表意見に加えた文は「代表意見との差分」にあります。</p>" if len(multi) else "",
+        tbl(cols(multi, ["グループID", "同旨団体数", "同旨団体", "対象候補ID", "分類", "意見", DIFF_COLUMN, DISAGREE_COLUMN]).head(100)) if len(multi) else "<p>ありません。</p>",
+        "<h2>グループ内で予測が分かれた意見</h2>",
+        "<p>同旨グループの中でモデルの分類が異なります。いずれかの団体の意見が共有すべきものと予測された場合、グループは共有すべきものとしています。</p>" if len(split) else "",
+        tbl(cols(split, ["グループID", "代表意見ID", "分類", DISAGREE_COLUMN, DIFF_COLUMN, "判断状況"])) if len(split) else "<p>ありません。</p>",
         "<h2>共有すべきもの（対象候補別）</h2>",
     ]
     for cand, g in shared.groupby("対象候補ID", sort=True):
         parts.append(f"<div class='cand'>{escape(cand)} {escape(domain.candidate_name(cand))}（{len(g)} 件）</div>")
-        parts.append(tbl(g[["代表意見ID", "団体名（代表）", "同旨団体数", "意見", "理由", "判断状況"]]))
+        parts.append(tbl(cols(g, ["代表意見ID", "団体名（代表）", "同旨団体数", "意見", "理由", DIFF_COLUMN, RELATED_COLUMN, "記載の有無", "判断状況"])))
+    parts.append("<h2>解決済とした意見と根拠となる記載</h2>")
+    if len(resolved):
+        r = cols(resolved, ["グループID", "代表意見ID", "団体名（代表）", "意見", GROUNDS_COLUMN, "判断状況"])
+        if GROUNDS_COLUMN in r.columns:
+            r[GROUNDS_COLUMN] = r[GROUNDS_COLUMN].fillna("").replace("", "（記載の引用なし）")
+        parts.append(tbl(r))
+    else:
+        parts.append("<p>ありません。</p>")
     parts.append("</body></html>")
     page = "\n".join(parts)
+    missing = missing_glyphs(page)
+    note = ""
+    if missing:
+        listed = "、".join(f"{c}（U+{ord(c):04X}）" for c in missing)
+        note = f"<p class='note'>次の文字は埋め込みフォントにないため、表示する PC のフォントによっては □ で表示されます: {escape(listed)}</p>"
+    page = page.replace("<!--missing-glyphs-->", note, 1)
     return page.replace("<style>", "<style>" + font_face_css(page), 1)
 
 
 def html_table(frame: pd.DataFrame) -> str:
-    """A plain HTML table; cell text escaped, line breaks kept as <br>."""
+    """A plain HTML table; cell text escaped, line breaks kept as <br>, control characters dropped."""
     from html import escape
 
+    from pipeline.export import clean_text
+
     def cell(v: object) -> str:
-        return escape("" if v is None else str(v)).replace("\n", "<br>")
+        return escape("" if v is None else str(clean_text(v) if isinstance(v, str) else v)).replace("\r\n", "\n").replace("\n", "<br>")
 
     head = "".join(f"<th>{cell(c)}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False))
     return f"<table class='t'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _font_paths() -> dict[str, Path]:
+    """Embedded fonts, in fallback order: IPAex Gothic (Japanese; matplotlib-fontja, IPA Font License),
+    then DejaVu Sans (symbols and Latin letters IPAex lacks; bundled with matplotlib, free licence)."""
+    import matplotlib
+    import matplotlib_fontja
+
+    return {
+        "ReportJP": Path(matplotlib_fontja.__file__).parent / "fonts" / "ipaexg.ttf",
+        "ReportSym": Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf",
+    }
+
+
+@functools.lru_cache(maxsize=None)
+def _cmap(path: str) -> frozenset[int]:
+    from fontTools.ttLib import TTFont
+
+    return frozenset(TTFont(path, lazy=True).getBestCmap())
+
+
+def missing_glyphs(page: str) -> list[str]:
+    """Visible characters of the page that no embedded font has (they would render as boxes, 豆腐,
+    on a PC without a font that has them): e.g. 𠮷 (U+20BB7) or emoji."""
+    import unicodedata
+
+    covered = [_cmap(str(p)) for p in _font_paths().values() if p.exists()]
+    return sorted(c for c in set(page) if unicodedata.category(c)[0] not in "CZ" and not any(ord(c) in cm for cm in covered))
+
+
 def font_face_css(page: str) -> str:
-    """@font-face with the bundled IPAex Gothic reduced to the characters of this page, so the report
-    renders Japanese on a PC without Japanese fonts and still opens offline (IPA Font License)."""
+    """@font-face rules with the bundled fonts reduced to the characters of this page, so the report
+    renders Japanese on a PC without Japanese fonts and still opens offline."""
     import base64
     import io
-    from pathlib import Path
 
-    import matplotlib_fontja
     from fontTools import subset
 
-    font = Path(matplotlib_fontja.__file__).parent / "fonts" / "ipaexg.ttf"
-    if not font.exists():
-        return ""
-    opts = subset.Options()
-    opts.name_IDs = ["*"]
-    opts.notdef_outline = True
-    sub = subset.Subsetter(opts)
-    f = subset.load_font(str(font), opts)
-    sub.populate(text="".join(sorted(set(page))))
-    sub.subset(f)
-    buf = io.BytesIO()
-    f.save(buf)
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f"@font-face{{font-family:'ReportJP';src:url(data:font/ttf;base64,{data}) format('truetype')}}"
+    rules = []
+    needed = set(page)
+    for family, font in _font_paths().items():
+        if not font.exists():
+            continue
+        chars = needed & {chr(c) for c in _cmap(str(font))}
+        if not chars:
+            continue
+        opts = subset.Options()
+        opts.name_IDs = ["*"]
+        opts.notdef_outline = True
+        sub = subset.Subsetter(opts)
+        f = subset.load_font(str(font), opts)
+        sub.populate(text="".join(sorted(chars)))
+        sub.subset(f)
+        buf = io.BytesIO()
+        f.save(buf)
+        data = base64.b64encode(buf.getvalue()).decode("ascii")
+        rules.append(f"@font-face{{font-family:'{family}';src:url(data:font/ttf;base64,{data}) format('truetype')}}")
+        needed -= chars  # the next font only fills what this one lacks
+    return "".join(rules)

@@ -308,3 +308,188 @@ def test_xlsx_survives_a_libreoffice_resave(tmp_path, domain):
     for k, c in before.items():
         if isinstance(c.value, str) and c.value.startswith(("=", "@", "-", "+")):
             assert after[k].data_type == "s", k  # still text, not a formula, after Calc saved it
+
+
+# --------------------------------------------------------------------------- issue 8 item 4: the passages behind a decision
+
+
+PASSAGE = "推進方針案_01.md#3．スケジュール#2"
+QUOTE = "移行期限は令和10年度末とし、保守契約が残る団体には個別に経過措置を設ける。"
+
+
+def _evidence_table(tmp_path, with_columns=True):
+    _, table = _table(
+        tmp_path,
+        ["保守契約が残るため移行期限を延ばしてほしい。", "共通化の費用負担を示されたい。", "共通化の費用負担を示されたい！", "丁寧に進めてほしい。"],
+        ["RESOLVED", "SHARE", "SHARE", "ABSTRACT"],
+        groups=["G1", "G2", "G2", "G3"],
+        reps=["1", "2", "2", "4"],
+    )
+    if with_columns:  # as the queue stores them once the batch writes them (same names as in opinions.csv)
+        table["resolved_by"] = [PASSAGE, "", "", ""]
+        table["resolved_quote"] = [QUOTE, "", "", ""]
+        table["addressed_suggestion"] = ["", "記載なし", "記載なし", ""]
+        table["nearest_passage"] = ["", "推進方針案_01.md#4．費用負担#1", "推進方針案_01.md#4．費用負担#1", ""]
+        table["nearest_quote"] = ["", "費用負担の考え方は別途示す。", "費用負担の考え方は別途示す。", ""]
+    return table
+
+
+def test_grounds_and_related_passages_in_export_and_report(tmp_path, domain):
+    table = _evidence_table(tmp_path)
+    g = group_rows(table, domain, "policy-draft").set_index("グループID")
+    assert g.loc["G1", "根拠となる記載"] == f"{PASSAGE}\n「{QUOTE}」"
+    related = g.loc["G2", "関連する記載"]
+    assert related.startswith("推進方針案_01.md#4．費用負担#1\n「費用負担の考え方は別途示す。」") and "（モデルの判定：記載なし）" in related
+    assert g.loc["G2", "記載の有無"] == ""  # the WT's own judgement is not prefilled by the model
+    assert g.loc["G2", "根拠となる記載"] == "" and g.loc["G1", "関連する記載"] == "" and g.loc["G3", "根拠となる記載"] == ""
+    paths = write_export(g.reset_index(), tmp_path / "out")
+    wb = load_workbook(paths["xlsx"])
+    header = [c.value for c in wb["除外した意見"][1]]
+    assert "根拠となる記載" in header and "関連する記載" in header
+    assert QUOTE in wb["除外した意見"].cell(row=2, column=header.index("根拠となる記載") + 1).value
+    html = build_report("R7-方針案", table, g.reset_index(), domain, "now")
+    assert "解決済とした意見と根拠となる記載" in html and QUOTE in html and "費用負担の考え方は別途示す。" in html and "記載なし" in html
+
+
+def test_evidence_columns_blank_before_the_queue_has_them(tmp_path, domain):
+    table = _evidence_table(tmp_path, with_columns=False)
+    g = group_rows(table, domain, "policy-draft")
+    assert (g["根拠となる記載"] == "").all() and (g["関連する記載"] == "").all()
+    assert "（記載の引用なし）" in build_report("R7-方針案", table, g, domain, "now")
+
+
+def test_model_suggestion_stored_as_code_is_shown_in_japanese(tmp_path, domain):
+    table = _evidence_table(tmp_path)
+    table["addressed_suggestion"] = ["", "yes", "yes", ""]
+    g = group_rows(table, domain, "policy-draft").set_index("グループ ID".replace(" ", ""))
+    assert "（モデルの判定：記載あり）" in g.loc["G2", "関連する記載"]
+
+
+@pytest.mark.parametrize("kind,policy", [("policy-draft", True), ("policy", True), ("candidate-list", False), ("candidates", False), ("", False)])
+def test_window_kind_decides_the_policy_columns(tmp_path, domain, kind, policy):
+    g = group_rows(_evidence_table(tmp_path), domain, kind)
+    assert ({"記載の有無", "修正意見", "関連する記載"} <= set(g.columns)) is policy
+    assert "根拠となる記載" in g.columns
+
+
+def test_export_command_reads_the_stored_window_kind(tmp_path, domain):
+    """A window whose name says nothing (「R7-方針案」) but is stored as a policy draft gets 記載の有無;
+    one named like a policy window but stored as a candidate list does not."""
+    import sqlalchemy as sa
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.queue import windows_t
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    eng = open_queue(url)
+    sync_window(eng, "R7-方針案", batch())
+    sync_window(eng, "R7-policy-list", batch())
+    with eng.begin() as conn:
+        conn.execute(windows_t.update().where(windows_t.c.window == "R7-方針案").values(kind="policy-draft"))
+        conn.execute(windows_t.update().where(windows_t.c.window == "R7-policy-list").values(kind="candidate-list"))
+    for window, policy in (("R7-方針案", True), ("R7-policy-list", False)):
+        out = tmp_path / window
+        res = CliRunner().invoke(app, ["export", "--window", window, "--out", str(out), "--db", url])
+        assert res.exit_code == 0, res.output
+        header = [c.value for c in load_workbook(out / "wt_export.xlsx")["共有すべきもの"][1]]
+        assert ("記載の有無" in header) is policy, window
+        assert sa.inspect(eng).has_table("windows")
+
+
+# --------------------------------------------------------------------------- item 12: Japanese never renders as boxes
+
+RARE = "𠮷野町の㈱髙﨑商事から「～」①②を含む意見。😀"
+
+
+def _embedded_cmaps(html):
+    """Code points of every font embedded in the page (@font-face data URLs), read independently of
+    pipeline.report."""
+    import base64
+    import re
+
+    from fontTools.ttLib import TTFont
+
+    fonts = re.findall(r"@font-face\{font-family:'([^']+)';src:url\(data:font/ttf;base64,([A-Za-z0-9+/=]+)\)", html)
+    return {family: set(TTFont(io.BytesIO(base64.b64decode(data))).getBestCmap()) for family, data in fonts}
+
+
+def _visible_text(html):
+    from html.parser import HTMLParser
+
+    class Text(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.parts, self.skip = [], 0
+
+        def handle_starttag(self, tag, attrs):
+            self.skip += tag in ("style", "script", "title")
+            self.parts.extend(v for k, v in attrs if k == "alt" and v)
+
+        def handle_endtag(self, tag):
+            self.skip -= tag in ("style", "script", "title")
+
+        def handle_data(self, data):
+            if not self.skip:
+                self.parts.append(data)
+
+    p = Text()
+    p.feed(html)
+    return "".join(p.parts)
+
+
+def test_every_character_of_the_report_has_an_embedded_glyph_or_is_declared(tmp_path, domain):
+    """Glyph coverage: each visible character is in an embedded font the page's font-family lists, or
+    the page says, visibly, that it is not (a PC without that font shows a box)."""
+    import unicodedata
+
+    _, table = _table(tmp_path, [RARE, "本町では契約が残る。"], ["SHARE", "ORG_SPECIFIC"], groups=["G1", "G2"], reps=["1", "2"], bodies=["𠮷野町", "髙﨑市"])
+    g = group_rows(table, domain, "candidate-list")
+    html = build_report("R7-方針案", table, g, domain, "2026-11-22 10:00")
+    cmaps = _embedded_cmaps(html)
+    assert "ReportJP" in cmaps and html.index("font-family:'ReportJP'") < html.index("<body>")
+    covered = set().union(*cmaps.values())
+    text = _visible_text(html)
+    missing = {c for c in set(text) if unicodedata.category(c)[0] not in "CZ" and ord(c) not in covered}
+    assert "意見" in text and "共" in text and ord("髙") in covered and ord("～") in covered
+    assert missing <= {"𠮷", "😀"}, sorted(missing)  # nothing else of the page lacks a glyph
+    for c in missing:
+        assert f"{c}（U+{ord(c):04X}）" in text, c  # and what lacks one is named on the page
+
+
+def _screenshot(browser, page, shot, profile):
+    import subprocess
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync", "--hide-scrollbars"]
+    res = subprocess.run([browser, *flags, f"--user-data-dir={profile}", "--window-size=1200,1400", f"--screenshot={shot}", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.exists(), res.stderr[-2000:]
+    from PIL import Image
+    import numpy as np
+
+    return np.asarray(Image.open(shot).convert("L"), dtype=np.int16)
+
+
+def test_report_renders_japanese_with_its_embedded_font_in_headless_chromium(tmp_path, domain):
+    """Screenshot test that fails when Japanese renders as boxes (豆腐): the report is rendered as shipped
+    and with its embedded fonts removed (on this machine, without Japanese system fonts, that is what a
+    PC without them shows). The two renderings must differ by far more than two renderings of the same
+    page do; if the embedded font were missing, broken or not used, they would be identical."""
+    import re
+    import shutil
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        pytest.skip("chromium is not installed (apt-get install chromium) — report not rendered")
+    table, g = _groups(tmp_path, domain)
+    html = build_report("R7-policy-x", table, g, domain, "2026-11-22 10:00")
+    shipped, stripped = tmp_path / "report.html", tmp_path / "no-font.html"
+    shipped.write_text(html, encoding="utf-8")
+    stripped.write_text(re.sub(r"@font-face\{[^}]*\}", "", html), encoding="utf-8")
+    assert stripped.stat().st_size < shipped.stat().st_size - 10_000  # the fonts were in the page
+    a = _screenshot(browser, shipped, tmp_path / "a.png", tmp_path / "p1")
+    b = _screenshot(browser, stripped, tmp_path / "b.png", tmp_path / "p2")
+    b2 = _screenshot(browser, stripped, tmp_path / "b2.png", tmp_path / "p3")
+    assert a.shape == b.shape and a.std() > 10  # something was drawn
+    noise = float((abs(b - b2) > 40).mean())
+    changed = float((abs(a - b) > 40).mean())
+    assert changed > 0.01 and changed > 20 * noise, (changed, noise)
