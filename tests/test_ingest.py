@@ -176,3 +176,227 @@ def test_assign_ids_never_collides():
     f = pd.DataFrame({"source_id": ["a#2", "", "x"], "source_file": ["a.csv", "a.csv", "b.csv"], "source_sheet": ["", "", ""], "source_row": [3, 2, 2]})
     ids, _ = assign_ids(f)
     assert ids.is_unique
+
+
+# --------------------------------------------------------------------------- holes (issue 9, item 2)
+
+import re  # noqa: E402
+import shutil  # noqa: E402
+import zipfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
+JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
+def _window(tmp_path, name="w") -> Path:
+    d = tmp_path / name
+    d.mkdir()
+    return d
+
+
+def _fatal(d, domain, ingest_cfg) -> str:
+    with pytest.raises(IngestError) as e:
+        ingest_window(d, "w", domain, ingest_cfg)
+    msg = str(e.value)
+    assert "Traceback" not in msg and JAPANESE.search(msg)
+    return msg
+
+
+def _xlsx_with_dimension(path: Path, rows: int, dimension: str) -> Path:
+    """An .xlsx whose sheet says it spans ``dimension`` (as some producers write it), holding ``rows`` opinions."""
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "回答"
+    ws.append(["番号", "団体名", "意見", "理由"])
+    for i in range(1, rows + 1):
+        ws.append([i, f"{i}市", f"意見その{i}。", f"理由その{i}。"])
+    tmp = path.with_suffix(".tmp.xlsx")
+    wb.save(tmp)
+    with zipfile.ZipFile(tmp) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename.startswith("xl/worksheets/sheet"):
+                data, n = re.subn(rb'<dimension ref="[^"]*"\s*/>', f'<dimension ref="{dimension}"/>'.encode(), data)
+                assert n == 1
+            zout.writestr(item, data)
+    tmp.unlink()
+    return path
+
+
+def test_xlsx_with_a_wrong_stored_dimension_loses_no_row(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    _xlsx_with_dimension(d / "dim.xlsx", 6, "A1:B3")  # says 2 columns x 3 rows; holds 4 x 7
+    ops = ingest_window(d, "w", domain, ingest_cfg).opinions
+    assert ops["text"].tolist() == [f"意見その{i}。" for i in range(1, 7)]
+    assert ops["reason"].iloc[-1] == "理由その6。"
+
+
+def test_opinion_files_in_sub_folders_are_read(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    write_csv(d / "a.csv", HEADER, OPINIONS[:1])
+    (d / "青森県").mkdir()
+    write_csv(d / "青森県" / "a.csv", HEADER, [("", "青森県弘前市", "青森県", "", "サブフォルダの意見です。", "")])
+    write_csv(d / "青森県" / "b.csv", HEADER, OPINIONS[2:3])
+    res = ingest_window(d, "w", domain, ingest_cfg)
+    ops = res.opinions
+    assert len(ops) == 3 and ops["opinion_id"].is_unique
+    assert sorted(ops["source_file"]) == ["a.csv", "青森県/a.csv", "青森県/b.csv"]
+    assert ops.loc[ops["source_file"] == "青森県/a.csv", "opinion_id"].tolist() == ["青森県/a#2"]
+
+
+def test_references_folder_and_window_yaml_are_not_opinion_files(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    write_csv(d / "a.csv", HEADER, OPINIONS[:2])
+    (d / "references").mkdir()
+    write_csv(d / "references" / "候補一覧.csv", ["候補", "説明"], [("C01", "入札")])
+    (d / "references" / "方針案.md").write_text("# 方針案\n", encoding="utf-8")
+    (d / "window.yaml").write_text("kind: policy-draft\n", encoding="utf-8")
+    res = ingest_window(d, "w", domain, ingest_cfg)
+    assert len(res.opinions) == 2
+    assert not [p for p in res.problems if "window.yaml" in p.file or "references" in p.file]
+
+
+def test_unsupported_file_in_a_sub_folder_is_reported_with_its_path(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    write_csv(d / "a.csv", HEADER, OPINIONS[:1])
+    (d / "old").mkdir()
+    (d / "old" / "memo.docx").write_bytes(b"PK")
+    res = ingest_window(d, "w", domain, ingest_cfg)
+    assert any(p.file == "old/memo.docx" and "対応していない形式" in p.message for p in res.problems)
+
+
+@pytest.mark.parametrize("name", ["kaitou.xls", "kaitou.ods"])
+def test_xls_and_ods_are_read(tmp_path, domain, ingest_cfg, name):
+    d = _window(tmp_path)
+    shutil.copy(FIXTURES / name, d / name)
+    res = ingest_window(d, "w", domain, ingest_cfg)
+    ops = res.opinions
+    assert ops["opinion_id"].tolist() == ["101", "102"]
+    assert ops["source_row"].tolist() == [4, 5] and set(ops["source_sheet"]) == {"回答"}
+    assert ops["text"].iloc[1] == "照会の様式を統一していただきたい。\n二行目の補足。"
+    assert any("記入例" in p.file and "記入例" in p.message for p in res.problems)
+
+
+def test_broken_xls_names_the_file(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    write_csv(d / "a.csv", HEADER, OPINIONS[:1])
+    (d / "broken.xls").write_bytes(b"\xd0\xcf\x11\xe0 not really a workbook")
+    msg = _fatal(d, domain, ingest_cfg)
+    assert "broken.xls" in msg and "開けません" in msg
+
+
+def test_data_sheet_with_an_unknown_header_stops_naming_file_and_sheet(tmp_path, domain, ingest_cfg):
+    from openpyxl import Workbook
+
+    d = _window(tmp_path)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "回答"
+    ws.append(["番号", "団体名", "意見"])
+    ws.append([1, "A市", "意見です。"])
+    ws2 = wb.create_sheet("追加分")
+    ws2.append(["No", "団体", "コメント"])  # no opinion column the aliases know
+    ws2.append([2, "B町", "追加の意見です。"])
+    wb.save(d / "book.xlsx")
+    msg = _fatal(d, domain, ingest_cfg)
+    assert "book.xlsx［追加分］" in msg and "意見の列が見つかりません" in msg and "コメント" in msg
+
+
+def test_empty_and_example_sheets_are_reported_as_skipped(tmp_path, domain, ingest_cfg):
+    from openpyxl import Workbook
+
+    d = _window(tmp_path)
+    wb = Workbook()
+    wb.active.title = "回答"
+    wb.active.append(["番号", "団体名", "意見"])
+    wb.active.append([1, "A市", "意見です。"])
+    wb.create_sheet("Sheet2")
+    ex = wb.create_sheet("記入例")
+    ex.append(["番号", "団体名", "意見"])
+    ex.append([1, "〇〇市", "（記入例）〇〇について"])
+    wb.create_sheet("説明").append(["このシートには記入方法を記載しています。"])
+    wb.save(d / "book.xlsx")
+    res = ingest_window(d, "w", domain, ingest_cfg)
+    assert res.opinions["text"].tolist() == ["意見です。"]
+    files = {p.file: p.message for p in res.problems}
+    assert "空" in files["book.xlsx［Sheet2］"]
+    assert "記入例" in files["book.xlsx［記入例］"] and "1 行" in files["book.xlsx［記入例］"]
+    assert "book.xlsx［説明］" in files
+
+
+def test_csv_cell_over_the_csv_field_limit_names_file_and_row(tmp_path, domain, ingest_cfg):
+    import csv as csv_module
+
+    d = _window(tmp_path)
+    huge = "長" * (csv_module.field_size_limit() + 10)
+    write_csv(d / "huge.csv", HEADER, [OPINIONS[0], ("2", "B町", "", "", huge, "")])
+    msg = _fatal(d, domain, ingest_cfg)
+    assert "huge.csv 3行目" in msg and "131,072" in msg
+
+
+def test_unclosed_quote_names_file_and_row(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    (d / "q.csv").write_text('番号,団体名,意見\n1,A市,意見です。\n2,B町,"閉じ忘れの意見\n3,C村,次の意見\n', encoding="utf-8")
+    msg = _fatal(d, domain, ingest_cfg)
+    assert "q.csv 3行目" in msg and "引用符" in msg
+
+
+def test_nul_bytes_are_removed_and_reported_with_rows(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    (d / "nul.csv").write_bytes("番号,団体名,意見\n1,A市,意見\x00です。\n2,B町,別の意見\x00\x00です。\n".encode("utf-8"))
+    res = ingest_window(d, "w", domain, ingest_cfg)
+    assert res.opinions["text"].tolist() == ["意見です。", "別の意見です。"]
+    assert any(p.file == "nul.csv" and "NUL" in p.message and p.row == 2 and "2-3 行目" in p.message for p in res.problems)
+
+
+def test_utf16_without_bom_is_read(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    (d / "u.txt").write_bytes("番号\t団体名\t意見\n1\tA市\t意見です。\n".encode("utf-16-le"))
+    assert ingest_window(d, "w", domain, ingest_cfg).opinions["text"].tolist() == ["意見です。"]
+
+
+@pytest.mark.parametrize("name", ["locked.csv", "locked.xlsx", "locked.xls"])
+def test_locked_or_unreadable_file_names_the_file(tmp_path, domain, ingest_cfg, monkeypatch, name):
+    d = _window(tmp_path)
+    write_csv(d / "a.csv", HEADER, OPINIONS[:1])
+    target = d / name
+    shutil.copy(FIXTURES / "kaitou.xls", target) if name.endswith(".xls") else write_csv(target, HEADER, OPINIONS[1:2]) if name.endswith(".csv") else write_xlsx(target, HEADER, OPINIONS[1:2])
+    real_open = open
+
+    def locked_open(file, *args, **kwargs):  # what Windows answers while Excel holds the file
+        if str(file).endswith(name):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", locked_open)
+    monkeypatch.setattr(Path, "read_bytes", lambda self: locked_open(self, "rb").read())
+    msg = _fatal(d, domain, ingest_cfg)
+    assert name in msg and "開けません" in msg and "Excel" in msg
+
+
+def test_excel_lock_file_is_reported(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    write_xlsx(d / "book.xlsx", HEADER, OPINIONS[:1])
+    (d / "~$book.xlsx").write_bytes(b"\x05owner")
+    res = ingest_window(d, "w", domain, ingest_cfg)
+    assert len(res.opinions) == 1
+    assert any(p.file == "~$book.xlsx" and "book.xlsx" in p.message and "Excel" in p.message for p in res.problems)
+
+
+def test_messages_are_japanese_with_their_level(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    write_csv(d / "nocol.csv", ["番号", "コメント欄"], [("1", "x")])
+    msg = _fatal(d, domain, ingest_cfg)
+    assert msg.startswith("［エラー］ nocol.csv 1行目:")
+
+
+def test_extra_cells_and_ambiguous_headers_are_reported(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    (d / "x.csv").write_text("番号,意見,ご意見\n1,一つ目,二つ目,はみ出し\n", encoding="utf-8")
+    res = ingest_window(d, "w", domain, ingest_cfg)
+    assert res.opinions["text"].tolist() == ["一つ目"]
+    assert any(p.row == 1 and "ご意見" in p.message for p in res.problems)
+    assert any(p.row == 2 and "見出しより多い" in p.message for p in res.problems)
