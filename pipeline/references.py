@@ -204,7 +204,8 @@ def is_front_matter(text: str) -> bool:
 
 
 def display_width(text: str) -> int:
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    """Width in half-width cells; ambiguous characters (①, ○, ※) are full-width in Japanese fonts."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WFA" else 1 for c in text)
 
 
 # --------------------------------------------------------------------------- headings by numbering
@@ -217,7 +218,8 @@ NUMBERING: tuple[tuple[re.Pattern[str], float], ...] = (
     (re.compile(rf"^第[{_NUM}{_KANJI_NUM}]+(?:[章節部編款]|(?=[\s　:：．.、]|$))"), 1.0),
     (re.compile(r"^[ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩⅪⅫ](?:[．.、]|(?=[\s　]|$))"), 1.5),
     (re.compile(rf"^[{_NUM}]{{1,2}}[．.\-－][{_NUM}]{{1,2}}[．.]?(?=[\s　]|$)"), 2.5),
-    (re.compile(rf"^[{_NUM}]{{1,2}}(?:[．.](?![{_NUM}])|(?=[\s　]))"), 2.0),
+    # 「1 目的」 with a space counts too, but not 「6 月21日」: PDF text layers put spaces after digits
+    (re.compile(rf"^[{_NUM}]{{1,2}}(?:[．.](?![{_NUM}])|(?=[\s　]+(?![{_NUM}年月日時分秒歳人件円%％])))"), 2.0),
     (re.compile(rf"^[（(][{_NUM}]{{1,2}}[）)]"), 3.0),
     (re.compile(r"^[①-⑳㉑-㉟]"), 4.0),
     (re.compile(rf"^[{_KANA_SEQ}](?:[．.、]|(?=[\s　]))"), 5.0),
@@ -253,16 +255,8 @@ def heading_rank(line: str) -> float | None:
 
 
 def heading_text(line: str) -> str:
-    """A heading as shown in the path: normalised, with one space kept after a numbering marker that had one."""
-    text = line.strip().replace("#", "")
-    found = _numbering(text)
-    if not found:
-        return normalise_space(text)
-    marker = found[1].group(0)
-    rest = text.lstrip(" 　\t")[len(marker):]
-    if not rest.strip():
-        return normalise_space(marker)
-    return normalise_space(marker) + (" " if rest[:1].isspace() else "") + normalise_space(rest)
+    """A heading as shown in the path: whitespace-normalised like a paragraph (「ア　費用負担」 → 「ア費用負担」), no 「#」."""
+    return normalise_space(line.replace("#", ""))
 
 
 def _looks_like_title(text: str) -> bool:
@@ -281,14 +275,18 @@ def _looks_like_title(text: str) -> bool:
 
 _MD_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.*?)\s*#*\s*$")
 _MD_LIST = re.compile(r"^\s{0,3}(?:[-*+・]|[0-9]{1,3}[.)])\s+")
+_MD_BULLET = re.compile(r"^[-*+]\s+")  # Markdown syntax, not text: dropped (a Word list shows no such character either)
 _MD_TABLE_SEP = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(?:\|\s*:?-{2,}:?\s*)*\|?\s*$")
 _MD_COMMENT = re.compile(r"<!--.*?-->", re.S)
 _MD_EMPHASIS = re.compile(r"(\*\*|__)(.+?)\1")
 
 
+TABLE_CELL_SEPARATOR = "｜"  # a table row becomes one passage, its cells joined by a full-width bar
+
+
 def _table_row(line: str) -> str:
     cells = [normalise_space(c) for c in line.strip().strip("|").split("|")]
-    return " | ".join(c for c in cells if c)
+    return TABLE_CELL_SEPARATOR.join(c for c in cells if c)
 
 
 def _md_inline(text: str) -> str:
@@ -335,10 +333,14 @@ def markdown_blocks(text: str) -> list[Block]:
             if row:
                 blocks.append(Block(_md_inline(row)))
             continue
+        if is_page_number(stripped):
+            flush()
+            continue
         if stripped.startswith(">"):
             stripped = stripped.lstrip("> ")
         if _MD_LIST.match(stripped) or numbering_rank(stripped) is not None:
             flush()  # a list item or a numbered item starts its own paragraph
+            stripped = _MD_BULLET.sub("", stripped)
         para.append(stripped)
     flush()
     return blocks
@@ -356,48 +358,60 @@ def line_groups(lines: Iterable[str]) -> list[list[str]]:
     return [g for g in groups if g]
 
 
-def plain_blocks(groups: Sequence[Sequence[str]], *, title_group: bool = False) -> list[Block]:
+def plain_blocks(
+    groups: Sequence[Sequence[str]], *, group_ranks: Sequence[float | None] | None = None, indent_starts_paragraph: bool = False
+) -> list[Block]:
     """Groups of plain lines (blank-line separated in a .txt; geometric paragraphs of a PDF) → blocks.
 
-    A line that reads as a numbered heading (``heading_rank``) is a heading unless it runs to the full line
-    width and the next line continues it (a wrapped item); a numbered item (「①…。」) starts a paragraph; the other lines of a group are joined. Date / 資料番号 lines above the title
-    are dropped. The title is the first group when ``title_group`` (a PDF's larger font says so) or,
-    otherwise, the document's first line when it stands alone or clearly shorter than the next.
+    ``group_ranks`` marks groups already known to be headings (a PDF's larger font). Otherwise a line
+    that reads as a numbered heading (``heading_rank``) is a heading, unless it runs to the full line
+    width and the next line continues it (a wrapped item); a numbered item (「①…。」) starts a paragraph;
+    the other lines of a group are joined, except that with ``indent_starts_paragraph`` (a .txt) a line
+    indented with 「　」 after a sentence end starts a new paragraph, the Japanese convention. Date / 資料番号
+    lines above the title are dropped. Without a marked first group, the title is the first line when it
+    stands alone or clearly shorter than the next.
     """
-    groups = [list(g) for g in groups if any(line.strip() for line in g)]
-    while groups and all(is_front_matter(line) for line in groups[0]):
-        groups.pop(0)
-    while groups and is_front_matter(groups[0][0]) and len(groups[0]) > 1:
-        groups[0].pop(0)
+    ranks = list(group_ranks) if group_ranks is not None else [None] * len(groups)
+    items = [(list(g), r) for g, r in zip(groups, ranks) if any(line.strip() for line in g)]
+    while items and all(is_front_matter(line) for line in items[0][0]):
+        items.pop(0)
+    while items and len(items[0][0]) > 1 and is_front_matter(items[0][0][0]):
+        items[0][0].pop(0)
+    offset = 10.0 if any(r is not None for _, r in items) else 0.0  # numbered lines sit below font-size headings
 
     blocks: list[Block] = []
-    if groups:
-        first = groups[0]
-        if title_group and _looks_like_title(join_lines(first)) and len(first) <= 3:
-            blocks.append(Block(join_lines(first), 0.0))
-            groups.pop(0)
-        elif _looks_like_title(first[0]) and (
+    if items and items[0][1] is None:
+        first = items[0][0]
+        if _looks_like_title(first[0]) and (
             len(first) == 1 or heading_rank(first[1]) is not None or display_width(first[0].strip()) < 0.6 * display_width(first[1].strip())
         ):
-            blocks.append(Block(normalise_space(first[0]), 0.0))
+            blocks.append(Block(heading_text(first[0]), 0.0))
             first.pop(0)
             if not first:
-                groups.pop(0)
+                items.pop(0)
 
-    widths = sorted(display_width(normalise_space(line)) for g in groups for line in g)
+    widths = sorted(display_width(normalise_space(line)) for g, _ in items for line in g)
     wrap = widths[int(0.9 * (len(widths) - 1))] if widths else 0  # the width of a full (wrapped) line
 
-    for group in groups:
+    for group, group_rank in items:
+        if group_rank is not None:
+            blocks.append(Block(join_lines(group), group_rank))
+            continue
         para: list[str] = []
         for k, line in enumerate(group):
             wrapped = k + 1 < len(group) and numbering_rank(group[k + 1]) is None and display_width(normalise_space(line)) >= 0.8 * wrap
-            if heading_rank(line) is not None and not wrapped:
+            rank = heading_rank(line)
+            if rank is not None and not wrapped:
                 if para:
                     blocks.append(Block(join_lines(para)))
                     para = []
-                blocks.append(Block(heading_text(line), heading_rank(line)))
+                blocks.append(Block(heading_text(line), rank + offset))
                 continue
-            if para and numbering_rank(line) is not None:
+            ends_sentence = bool(para) and normalise_space(para[-1])[-1:] in "。」）)：:"
+            if para and numbering_rank(line) is not None and (ends_sentence or display_width(normalise_space(para[-1])) < 0.8 * wrap):
+                blocks.append(Block(join_lines(para)))  # a numbered item starts a paragraph, unless the line before wraps into it
+                para = []
+            elif para and indent_starts_paragraph and ends_sentence and line[:1] in "　 \t":
                 blocks.append(Block(join_lines(para)))
                 para = []
             para.append(line)
@@ -410,7 +424,7 @@ def blocks_from_text(text: str, file: str) -> list[Block]:
     """A document's decoded text → blocks, by its file type (.md: Markdown; anything else: plain text)."""
     if Path(file).suffix.lower() in (".md", ".markdown"):
         return markdown_blocks(text)
-    return plain_blocks(line_groups(text.splitlines()))
+    return plain_blocks(line_groups(text.splitlines()), indent_starts_paragraph=True)
 
 
 # --------------------------------------------------------------------------- blocks → passages
@@ -544,7 +558,7 @@ def docx_blocks(path: Path) -> list[Block]:
                     if t and (not cells or cells[-1] != t):  # merged cells repeat their text
                         cells.append(t)
                 if cells:
-                    items.append((" | ".join(cells), None))
+                    items.append((TABLE_CELL_SEPARATOR.join(cells), None))
         else:
             text = item.text
             if text.strip():
@@ -657,23 +671,36 @@ def pdf_line_groups(lines: Sequence[_PdfLine]) -> tuple[list[tuple[list[str], fl
         new = prev is None
         if prev is not None:
             size = max(ln.size, prev.size)
-            ends_sentence = normalise_space(prev.text)[-1:] in "。」）)"
+            ends_sentence = normalise_space(prev.text)[-1:] in "。」）)：:"
             if abs(ln.size - prev.size) > 0.5:
                 new = True
             elif ln.page == prev.page and (prev.y - ln.y > 1.4 * pitch_ratio * size or ln.y > prev.y + 0.5 * size):
                 new = True  # a vertical gap, or a jump back up (a new column or text box)
             elif ends_sentence and (ln.x0 > left + 0.5 * ln.size or prev.x1 < right - 1.5 * prev.size):
                 new = True
-            elif numbering_rank(ln.text) is not None:
-                new = True
-            elif numbering_rank(prev.text) is not None and prev.x1 < right - 1.5 * prev.size:
-                new = True
+            elif numbering_rank(ln.text) is not None and (ends_sentence or prev.x1 < right - 4 * prev.size):
+                new = True  # a numbered item, unless the line before wraps into it (「（⑤～」 / 「⑩）」)
+            elif numbering_rank(prev.text) is not None and abs(prev.size - body) < 0.5 and prev.x1 < right - 1.5 * prev.size:
+                new = True  # a numbered line that stops short: a heading
         if new:
             groups.append(([], 0.0))
         groups[-1][0].append(ln.text)
         groups[-1] = (groups[-1][0], max(groups[-1][1], ln.size))
         prev = ln
     return groups, body
+
+
+def pdf_heading_ranks(groups: Sequence[tuple[Sequence[str], float]], body: float) -> list[float | None]:
+    """Headings by font size: a short group (≤ 3 lines, no final 「。」) set larger than the body text.
+
+    Larger is outer: the distinct heading sizes, largest first, give ranks 1, 2, 3 …
+    """
+    def is_heading(lines: Sequence[str], size: float) -> bool:
+        text = join_lines(lines)
+        return size > body * 1.1 and len(lines) <= 3 and len(text) <= 2 * HEADING_MAX_CHARS and not text.endswith("。")
+
+    sizes = sorted({round(size * 2) / 2 for lines, size in groups if is_heading(lines, size)}, reverse=True)
+    return [float(sizes.index(round(size * 2) / 2) + 1) if is_heading(lines, size) else None for lines, size in groups]
 
 
 def pdf_blocks(path: Path) -> tuple[list[Block], list[int]]:
@@ -696,10 +723,7 @@ def pdf_blocks(path: Path) -> tuple[list[Block], list[int]]:
     empty = [i + 1 for i, lines in enumerate(page_lines) if not lines]
     lines = _drop_running_lines([ln for page in page_lines for ln in page], len(page_lines))
     groups, body = pdf_line_groups(lines)
-    while groups and all(is_front_matter(t) for t in groups[0][0]):
-        groups.pop(0)
-    title_group = bool(groups) and groups[0][1] > body * 1.15  # set larger than the body text
-    return plain_blocks([g for g, _ in groups], title_group=title_group), empty
+    return plain_blocks([g for g, _ in groups], group_ranks=pdf_heading_ranks(groups, body)), empty
 
 
 def _scanned_message(file: str) -> str:
