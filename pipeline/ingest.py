@@ -33,6 +33,7 @@ METADATA = {"window.yaml", "window.yml"}  # a window's metadata file (kind, titl
 NON_DATA_SHEET = re.compile(r"記入例|記載例|入力例|回答例|作成例|見本|サンプル|説明|注意|留意|表紙|目次|凡例|使い方|記入方法|記入要領|作成要領|はじめに|選択肢|プルダウン|マスタ|(?i:sample|example|master)")
 _NUL_MARK = "\uffff"  # a noncharacter stands in for NUL while the csv module parses
 FIELDS = ("id", "body", "prefecture", "stated_candidate", "text", "reason")
+FIELD_LABELS = {"id": "番号", "body": "団体名", "prefecture": "都道府県", "stated_candidate": "対象", "text": "意見", "reason": "理由"}
 COLUMNS = (
     "opinion_id",
     "window",
@@ -242,7 +243,7 @@ def match_header(row: Sequence[str], aliases: dict[str, tuple[str, ...]]) -> tup
         if f is None:
             continue
         if f in found:
-            notes.append(f"列「{cell}」も {f} と解釈できますが、先の列「{row[found[f]]}」を使います")
+            notes.append(f"列「{cell}」も{FIELD_LABELS[f]}の列と解釈できますが、先の列「{row[found[f]]}」を使います。")
             continue
         found[f] = i
     return found, notes

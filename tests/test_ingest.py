@@ -280,12 +280,13 @@ def test_xls_and_ods_are_read(tmp_path, domain, ingest_cfg, name):
     assert any("記入例" in p.file and "記入例" in p.message for p in res.problems)
 
 
-def test_broken_xls_names_the_file(tmp_path, domain, ingest_cfg):
+@pytest.mark.parametrize("name", ["broken.xls", "broken.ods", "broken.xlsx"])
+def test_broken_workbook_names_the_file(tmp_path, domain, ingest_cfg, name):
     d = _window(tmp_path)
     write_csv(d / "a.csv", HEADER, OPINIONS[:1])
-    (d / "broken.xls").write_bytes(b"\xd0\xcf\x11\xe0 not really a workbook")
+    (d / name).write_bytes(b"\xd0\xcf\x11\xe0 not really a workbook")
     msg = _fatal(d, domain, ingest_cfg)
-    assert "broken.xls" in msg and "開けません" in msg
+    assert f"［エラー］ {name}: " in msg and "開けません" in msg
 
 
 def test_data_sheet_with_an_unknown_header_stops_naming_file_and_sheet(tmp_path, domain, ingest_cfg):
@@ -398,5 +399,19 @@ def test_extra_cells_and_ambiguous_headers_are_reported(tmp_path, domain, ingest
     (d / "x.csv").write_text("番号,意見,ご意見\n1,一つ目,二つ目,はみ出し\n", encoding="utf-8")
     res = ingest_window(d, "w", domain, ingest_cfg)
     assert res.opinions["text"].tolist() == ["一つ目"]
-    assert any(p.row == 1 and "ご意見" in p.message for p in res.problems)
+    assert any(p.row == 1 and p.message == "列「ご意見」も意見の列と解釈できますが、先の列「意見」を使います。" for p in res.problems)
     assert any(p.row == 2 and "見出しより多い" in p.message for p in res.problems)
+
+
+def test_readme_table_of_bad_inputs_names_tests_that_exist():
+    """README 「入力の不備とその表示」: at least 30 cases, each naming a test that exists."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    assert "### 入力の不備とその表示" in readme
+    section = readme.split("### 入力の不備とその表示", 1)[1].split("\n#", 1)[0]
+    rows = [line for line in section.splitlines() if re.match(r"\| \d+ \|", line)]
+    assert len(rows) >= 30
+    here = Path(__file__).parent
+    defined = set(re.findall(r"^def (test_\w+)", (here / "test_ingest.py").read_text(encoding="utf-8") + (here / "test_normalize.py").read_text(encoding="utf-8"), re.M))
+    for row in rows:
+        named = re.findall(r"`(test_\w+)`", row.rsplit("|", 2)[1])
+        assert named and set(named) <= defined, row[:60]
