@@ -133,9 +133,9 @@ def load_window_meta(raw_dir: Path, kind_option: str | None = None) -> WindowMet
     data: dict[str, Any] = {}
     if path.is_file():
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-        except UnicodeDecodeError:
-            raise WindowMetaError(f"{where} を UTF-8 として読めません。UTF-8 で保存し直してください。") from None
+            loaded = yaml.safe_load(decode_text(path.read_bytes(), where))
+        except DocumentError as e:
+            raise WindowMetaError(str(e)) from None
         except yaml.YAMLError as e:
             mark = getattr(e, "problem_mark", None)
             line = f"（{mark.line + 1} 行目付近）" if mark is not None else ""
@@ -533,10 +533,74 @@ def _docx_style_rank(paragraph: Any) -> float | None:
     return None
 
 
+_MC_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"
+_DOCX_SKIP = {f"{_W}del", f"{_W}moveFrom", f"{_W}pPr", f"{_W}rPr", f"{_W}instrText", f"{_W}delText", _MC_FALLBACK}
+
+
+def _docx_text(element: Any, boxes: list[Any]) -> str:
+    """The visible text of a paragraph: runs, hyperlinks, fields, content controls and tracked insertions
+    (python-docx's ``Paragraph.text`` reads direct runs only); tracked deletions are left out. Text boxes
+    anchored in the paragraph are collected into ``boxes`` to become paragraphs of their own."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        for child in node:
+            tag = child.tag
+            if not isinstance(tag, str) or tag in _DOCX_SKIP:
+                continue
+            if tag == f"{_W}t":
+                out.append(child.text or "")
+            elif tag == f"{_W}tab":
+                out.append(" ")
+            elif tag in (f"{_W}br", f"{_W}cr"):
+                out.append("\n")
+            elif tag == f"{_W}txbxContent":
+                boxes.extend(child.iter(f"{_W}p"))
+            else:
+                walk(child)
+
+    walk(element)
+    return "".join(out)
+
+
+def _docx_body_items(body: Any, parent: Any) -> list[tuple[str, float | None]]:
+    """(text, style rank) for every paragraph and table row of the body, content controls (w:sdt) opened."""
+    from docx.text.paragraph import Paragraph
+
+    items: list[tuple[str, float | None]] = []
+    for child in body:
+        tag = child.tag
+        if tag == f"{_W}p":
+            boxes: list[Any] = []
+            text = _docx_text(child, boxes)
+            if text.strip():
+                items.append((text, _docx_style_rank(Paragraph(child, parent))))
+            for box_p in boxes:
+                box_text = _docx_text(box_p, [])
+                if box_text.strip():
+                    items.append((box_text, None))
+        elif tag == f"{_W}tbl":
+            rows = child.findall(f"{_W}tr")
+            for r, row in enumerate(rows):
+                if r == 0 and len(rows) > 1:
+                    continue  # the header row of a table: column names, not content
+                cells = []
+                for cell in row.findall(f"{_W}tc"):  # a vertically merged cell repeats as an empty w:tc
+                    t = join_lines(_docx_text(cp, []) for cp in cell.iter(f"{_W}p"))
+                    if t:
+                        cells.append(t)
+                if cells:
+                    items.append((TABLE_CELL_SEPARATOR.join(cells), None))
+        elif tag == f"{_W}sdt":
+            content = child.find(f"{_W}sdtContent")
+            if content is not None:
+                items.extend(_docx_body_items(content, parent))
+    return items
+
+
 def docx_blocks(path: Path) -> list[Block]:
     """A .docx: one block per paragraph (heading styles 「見出し n」/Heading n, else numbering) and per table row."""
     import docx  # python-docx
-    from docx.table import Table
 
     try:
         document = docx.Document(str(path))
@@ -544,25 +608,7 @@ def docx_blocks(path: Path) -> list[Block]:
         raise DocumentError(
             f"{path.name}: Word 文書（.docx）として読めません（{type(e).__name__}）。Word で開いて .docx で保存し直してください。"
         ) from None
-
-    items: list[tuple[str, float | None]] = []  # (text, style rank) per paragraph or table row
-    for item in document.iter_inner_content():
-        if isinstance(item, Table):
-            rows = item.rows
-            for r, row in enumerate(rows):
-                if r == 0 and len(rows) > 1:
-                    continue  # the header row of a table: column names, not content
-                cells: list[str] = []
-                for cell in row.cells:
-                    t = join_lines(cell.text.splitlines())
-                    if t and (not cells or cells[-1] != t):  # merged cells repeat their text
-                        cells.append(t)
-                if cells:
-                    items.append((TABLE_CELL_SEPARATOR.join(cells), None))
-        else:
-            text = item.text
-            if text.strip():
-                items.append((text, _docx_style_rank(item)))
+    items = _docx_body_items(document.element.body, document._body)
 
     while items and items[0][1] is None and is_front_matter(items[0][0]):
         items.pop(0)

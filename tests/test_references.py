@@ -146,6 +146,8 @@ def test_japanese_kind_names_in_window_yaml(tmp_path):
     raw.mkdir()
     (raw / "window.yaml").write_text("kind: 方針案\n", encoding="utf-8-sig")  # Notepad writes a BOM
     assert load_window_meta(raw).kind == "policy-draft"
+    (raw / "window.yaml").write_bytes("kind: 候補案\ntitle: 第1回意見照会\n".encode("cp932"))  # an older editor's Shift_JIS
+    assert (load_window_meta(raw).kind, load_window_meta(raw).title) == ("candidate-list", "第1回意見照会")
 
 
 def test_unknown_kind_stops_with_the_file_and_the_allowed_values(tmp_path):
@@ -333,6 +335,36 @@ def test_docx_tables_and_numbered_paragraphs_without_styles(tmp_path):
         (("共通化候補一覧（案）", "1．候補"), "C03｜建築確認電子申請システム等｜国土交通省"),
         (("共通化候補一覧（案）", "2．今後の進め方"), "各候補の推進方針案は、令和7年3月までに作成する。"),
     ]
+
+
+def test_docx_tracked_changes_content_controls_and_text_boxes(tmp_path):
+    """Text python-docx's Paragraph.text does not see: tracked insertions, content controls, text boxes."""
+    import docx
+    from docx.oxml import parse_xml
+
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    d = docx.Document()
+    d.add_heading("推進方針案（見え消し）", level=0)
+    d.add_heading("1．スケジュール", level=1)
+    body = d.element.body
+    sect = body[-1]  # keep w:sectPr last
+    sect.addprevious(parse_xml(
+        f"<w:p {w}><w:r><w:t>稼働は令和</w:t></w:r>"
+        f"<w:del w:id=\"1\" w:author=\"a\"><w:r><w:delText>8</w:delText></w:r></w:del>"
+        f"<w:ins w:id=\"2\" w:author=\"a\"><w:r><w:t>9</w:t></w:r></w:ins>"
+        f"<w:r><w:t>年度を目指す。</w:t></w:r></w:p>"
+    ))
+    sect.addprevious(parse_xml(
+        f"<w:sdt {w}><w:sdtPr/><w:sdtContent><w:p><w:r><w:t>移行は更新時期に合わせて行う。</w:t></w:r></w:p></w:sdtContent></w:sdt>"
+    ))
+    sect.addprevious(parse_xml(
+        f"<w:p {w}><w:r><w:t>詳細は別に定める。</w:t></w:r><w:r><w:pict><v:shape xmlns:v=\"urn:schemas-microsoft-com:vml\"><v:textbox>"
+        f"<w:txbxContent><w:p><w:r><w:t>※費用は利用団体が負担する。</w:t></w:r></w:p></w:txbxContent></v:textbox></v:shape></w:pict></w:r></w:p>"
+    ))
+    d.save(str(tmp_path / "見え消し.docx"))
+    passages = read_passages(tmp_path / "見え消し.docx")
+    assert [p.text for p in passages] == ["稼働は令和9年度を目指す。", "移行は更新時期に合わせて行う。", "詳細は別に定める。", "※費用は利用団体が負担する。"]
+    assert all(p.headings == ("推進方針案（見え消し）", "1．スケジュール") for p in passages)
 
 
 # --------------------------------------------------------------------------- .pdf (LibreOffice for a Japanese text layer)
