@@ -416,8 +416,12 @@ def list_raw_files(raw_dir: Path) -> tuple[list[Path], list[Problem]]:
     if not raw_dir.is_dir():
         raise IngestError([Problem(str(raw_dir), None, "error", "フォルダが見つかりません。")])
     files, problems = [], []
+    seen: set[Path] = set()
 
     def walk(folder: Path) -> None:
+        if folder.resolve() in seen:  # a symbolic link back into the window
+            return
+        seen.add(folder.resolve())
         try:
             entries = sorted(folder.iterdir())
         except OSError as e:
