@@ -386,7 +386,20 @@ def read_file(path: Path, domain: Domain, cfg: IngestConfig, name: str | None = 
     name = name or path.name
     suffix = path.suffix.lower()
     if suffix in OPENPYXL:
-        return _sheet_rows(xlsx_sheets(path, name), name, domain, cfg)
+        try:
+            sheets = xlsx_sheets(path, name)
+        except IngestError:
+            # an old .xls (or an .ods) renamed to .xlsx: read it for what it is, and say so
+            try:
+                sheets = calamine_sheets(path, name)
+            except IngestError:
+                pass
+            else:
+                rows, problems = _sheet_rows(sheets, name, domain, cfg)
+                note = Problem(name, None, "warning", f"拡張子は {path.suffix} ですが、中身は別の形式（古い .xls など）でした。中身の形式で読み込みました。")
+                return rows, [note] + problems
+            raise
+        return _sheet_rows(sheets, name, domain, cfg)
     if suffix in CALAMINE:
         return _sheet_rows(calamine_sheets(path, name), name, domain, cfg)
     data = read_bytes(path, name)

@@ -111,13 +111,50 @@ def agreement_report(sample: pd.DataFrame, domain: Domain | None = None) -> pd.D
     return pd.DataFrame(rows)
 
 
+def dev_text_keys(corpus: pd.DataFrame) -> set[str]:
+    """The matching keys (normalize.dedupe_key: NFKC, contacts, punctuation and the body's name out) of
+    the dev split's texts: a training row with one of these texts would be evaluated on itself."""
+    from pipeline.normalize import dedupe_key
+
+    dev = split(corpus, "dev")
+    return {k for k in (dedupe_key(t, b) for t, b in zip(dev["text"], dev["body"])) if k}
+
+
+def dev_text_rows(rows: pd.DataFrame, corpus: pd.DataFrame) -> pd.Series:
+    """True for each row of ``rows`` whose text is a dev-split text (``dev_text_keys``)."""
+    from pipeline.normalize import dedupe_key
+
+    keys = dev_text_keys(corpus)
+    return pd.Series([dedupe_key(t, b) in keys for t, b in zip(rows["text"].fillna(""), rows["body"].fillna(""))], index=rows.index, dtype=bool)
+
+
+def refused_dev_message(count: int, source: str) -> str:
+    return f"{source}: {count} 件は評価用（dev 分割）の意見と同じ本文のため、学習には使いません（dev の評価が自分自身で学習した結果になるのを防ぐため）。"
+
+
 def load_training_corpus(path: Path = paths.LABELED_CSV, harvested: Path = paths.HARVESTED, domain: Domain | None = None) -> pd.DataFrame:
     """The hand-written corpus plus decisions harvested from review queues (``opinions queue harvest``),
-    which join the train split. Validated together (ids must stay unique)."""
+    which join the train split. Validated together (ids must stay unique).
+
+    Harvested rows whose text is a dev-split text are refused (the bundled sample window is made of dev
+    texts, so harvesting it would train on the evaluation set): they are left out with a warning that
+    counts them, also kept in ``frame.attrs["refused_dev_rows"]``."""
+    import warnings
+
     domain = domain or load_domain()
-    frames = [load_labeled(path, domain)]
+    corpus = load_labeled(path, domain)
+    frames = [corpus]
+    refused = 0
     for f in sorted(harvested.glob("*.csv")) if harvested.is_dir() else []:
-        frames.append(pd.read_csv(f, dtype=str, keep_default_na=False, encoding="utf-8"))
+        rows = pd.read_csv(f, dtype=str, keep_default_na=False, encoding="utf-8")
+        if len(rows) and {"text", "body"} <= set(rows.columns):
+            dev = dev_text_rows(rows, corpus)
+            if dev.any():
+                warnings.warn(refused_dev_message(int(dev.sum()), str(f)), stacklevel=2)
+                refused += int(dev.sum())
+            rows = rows[~dev]
+        frames.append(rows)
     frame = pd.concat(frames, ignore_index=True)[list(REQUIRED)]
     validate(frame, domain, f"{path} + {harvested}")
+    frame.attrs["refused_dev_rows"] = refused
     return frame

@@ -240,6 +240,7 @@ def test_opinion_files_in_sub_folders_are_read(tmp_path, domain, ingest_cfg):
     (d / "青森県").mkdir()
     write_csv(d / "青森県" / "a.csv", HEADER, [("", "青森県弘前市", "青森県", "", "サブフォルダの意見です。", "")])
     write_csv(d / "青森県" / "b.csv", HEADER, OPINIONS[2:3])
+    (d / "青森県" / "loop").symlink_to(d, target_is_directory=True)  # a link back into the window: walked once
     res = ingest_window(d, "w", domain, ingest_cfg)
     ops = res.opinions
     assert len(ops) == 3 and ops["opinion_id"].is_unique
@@ -278,6 +279,14 @@ def test_xls_and_ods_are_read(tmp_path, domain, ingest_cfg, name):
     assert ops["source_row"].tolist() == [4, 5] and set(ops["source_sheet"]) == {"回答"}
     assert ops["text"].iloc[1] == "照会の様式を統一していただきたい。\n二行目の補足。"
     assert any("記入例" in p.file and "記入例" in p.message for p in res.problems)
+
+
+def test_xls_renamed_to_xlsx_is_read_for_what_it_is(tmp_path, domain, ingest_cfg):
+    d = _window(tmp_path)
+    shutil.copy(FIXTURES / "kaitou.xls", d / "renamed.xlsx")
+    res = ingest_window(d, "w", domain, ingest_cfg)
+    assert res.opinions["opinion_id"].tolist() == ["101", "102"]
+    assert any(p.file == "renamed.xlsx" and "中身は別の形式" in p.message for p in res.problems)
 
 
 @pytest.mark.parametrize("name", ["broken.xls", "broken.ods", "broken.xlsx"])
