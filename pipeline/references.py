@@ -191,8 +191,22 @@ def normalise_space(text: str) -> str:
 
 
 def join_lines(lines: Iterable[str]) -> str:
-    """Join the wrapped lines of one paragraph (no space at a Japanese line break, one between Latin words)."""
-    return normalise_space(" ".join(line for line in lines if line.strip()))
+    """Join the wrapped lines of one paragraph: no space at a Japanese line break or after a line-end hyphen
+    between Latin letters (「e-」「Gov」 → 「e-Gov」), one space between Latin words."""
+    out = ""
+    for line in lines:
+        text = normalise_space(line)
+        if not text:
+            continue
+        if not out:
+            out = text
+            continue
+        hyphen = out[-1] == "-" and out[-2:-1].isascii() and out[-2:-1].isalnum() and text[0].isascii()
+        if _CJK.match(out[-1]) or _CJK.match(text[0]) or hyphen:
+            out += text
+        else:
+            out += " " + text
+    return out
 
 
 def is_page_number(text: str) -> bool:
@@ -213,7 +227,7 @@ def display_width(text: str) -> int:
 _KANA_SEQ = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワヲン"
 _NUM = "0-9０-９"
 _KANJI_NUM = "一二三四五六七八九十百〇"
-# (pattern at line start, rank): the usual hierarchy of ministry documents, 第1 > Ⅰ > 1． > 1-1 > (1) > ① > ア > (ア) > (a)
+# (pattern at line start, rank): the usual hierarchy of ministry documents, 第1 > Ⅰ > 1． > 1-1 > (1) > ① > ⅰ） > ア > (ア) > (a)
 NUMBERING: tuple[tuple[re.Pattern[str], float], ...] = (
     (re.compile(rf"^第[{_NUM}{_KANJI_NUM}]+(?:[章節部編款]|(?=[\s　:：．.、]|$))"), 1.0),
     (re.compile(r"^[ⅠⅡⅢⅣⅤⅥⅦⅧⅨⅩⅪⅫ](?:[．.、]|(?=[\s　]|$))"), 1.5),
@@ -222,6 +236,7 @@ NUMBERING: tuple[tuple[re.Pattern[str], float], ...] = (
     (re.compile(rf"^[{_NUM}]{{1,2}}(?:[．.](?![{_NUM}])|(?=[\s　]+(?![{_NUM}年月日時分秒歳人件円%％])))"), 2.0),
     (re.compile(rf"^[（(][{_NUM}]{{1,2}}[）)]"), 3.0),
     (re.compile(r"^[①-⑳㉑-㉟]"), 4.0),
+    (re.compile(r"^(?:[ⅰⅱⅲⅳⅴⅵⅶⅷⅸⅹ]|[（(][ⅰⅱⅲⅳⅴⅵⅶⅷⅸⅹ])[）)．.]"), 4.5),
     (re.compile(rf"^[{_KANA_SEQ}](?:[．.、]|(?=[\s　]))"), 5.0),
     (re.compile(rf"^[（(][{_KANA_SEQ}][）)]"), 6.0),
     (re.compile(r"^[（(][a-zａ-ｚ][）)]"), 7.0),
@@ -235,6 +250,15 @@ def _numbering(line: str) -> tuple[float, re.Match[str]] | None:
         if m:
             return rank, m
     return None
+
+
+# bullets that begin an item paragraph (never a heading): 「○」 is how many ministry documents mark paragraphs
+_BULLET = re.compile(r"^[-‐・•○◯●■□◆◇※]")
+
+
+def starts_item(line: str) -> bool:
+    """Whether a line begins a numbered or bulleted item, which starts a paragraph of its own."""
+    return numbering_rank(line) is not None or bool(_BULLET.match(line.lstrip(" 　\t")))
 
 
 def numbering_rank(line: str) -> float | None:
@@ -338,7 +362,7 @@ def markdown_blocks(text: str) -> list[Block]:
             continue
         if stripped.startswith(">"):
             stripped = stripped.lstrip("> ")
-        if _MD_LIST.match(stripped) or numbering_rank(stripped) is not None:
+        if _MD_LIST.match(stripped) or starts_item(stripped):
             flush()  # a list item or a numbered item starts its own paragraph
             stripped = _MD_BULLET.sub("", stripped)
         para.append(stripped)
@@ -399,7 +423,7 @@ def plain_blocks(
             continue
         para: list[str] = []
         for k, line in enumerate(group):
-            wrapped = k + 1 < len(group) and numbering_rank(group[k + 1]) is None and display_width(normalise_space(line)) >= 0.8 * wrap
+            wrapped = k + 1 < len(group) and not starts_item(group[k + 1]) and display_width(normalise_space(line)) >= 0.8 * wrap
             rank = heading_rank(line)
             if rank is not None and not wrapped:
                 if para:
@@ -408,7 +432,7 @@ def plain_blocks(
                 blocks.append(Block(heading_text(line), rank + offset))
                 continue
             ends_sentence = bool(para) and normalise_space(para[-1])[-1:] in "。」）)：:"
-            if para and numbering_rank(line) is not None and (ends_sentence or display_width(normalise_space(para[-1])) < 0.8 * wrap):
+            if para and starts_item(line) and (ends_sentence or display_width(normalise_space(para[-1])) < 0.8 * wrap):
                 blocks.append(Block(join_lines(para)))  # a numbered item starts a paragraph, unless the line before wraps into it
                 para = []
             elif para and indent_starts_paragraph and ends_sentence and line[:1] in "　 \t":
@@ -724,7 +748,7 @@ def pdf_line_groups(lines: Sequence[_PdfLine]) -> tuple[list[tuple[list[str], fl
                 new = True  # a vertical gap, or a jump back up (a new column or text box)
             elif ends_sentence and (ln.x0 > left + 0.5 * ln.size or prev.x1 < right - 1.5 * prev.size):
                 new = True
-            elif numbering_rank(ln.text) is not None and (ends_sentence or prev.x1 < right - 4 * prev.size):
+            elif starts_item(ln.text) and (ends_sentence or prev.x1 < right - 4 * prev.size):
                 new = True  # a numbered item, unless the line before wraps into it (「（⑤～」 / 「⑩）」)
             elif numbering_rank(prev.text) is not None and abs(prev.size - body) < 0.5 and prev.x1 < right - 1.5 * prev.size:
                 new = True  # a numbered line that stops short: a heading
@@ -737,13 +761,13 @@ def pdf_line_groups(lines: Sequence[_PdfLine]) -> tuple[list[tuple[list[str], fl
 
 
 def pdf_heading_ranks(groups: Sequence[tuple[Sequence[str], float]], body: float) -> list[float | None]:
-    """Headings by font size: a short group (≤ 3 lines, no final 「。」) set larger than the body text.
+    """Headings by font size: a short group (≤ 6 lines, ≤ 150 characters, no final 「。」) set larger than the body text.
 
     Larger is outer: the distinct heading sizes, largest first, give ranks 1, 2, 3 …
     """
     def is_heading(lines: Sequence[str], size: float) -> bool:
-        text = join_lines(lines)
-        return size > body * 1.1 and len(lines) <= 3 and len(text) <= 2 * HEADING_MAX_CHARS and not text.endswith("。")
+        text = join_lines(lines)  # a title set large wraps over several lines
+        return size > body * 1.1 and len(lines) <= 6 and len(text) <= 3 * HEADING_MAX_CHARS and not text.endswith("。")
 
     sizes = sorted({round(size * 2) / 2 for lines, size in groups if is_heading(lines, size)}, reverse=True)
     return [float(sizes.index(round(size * 2) / 2) + 1) if is_heading(lines, size) else None for lines, size in groups]

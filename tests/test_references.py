@@ -18,6 +18,8 @@ import pytest
 from pipeline import paths
 from pipeline.references import (
     MAX_PASSAGE_CHARS,
+    join_lines,
+    markdown_blocks,
     Passage,
     WindowMetaError,
     bundled_references_dir,
@@ -220,6 +222,13 @@ def test_long_paragraph_splits_at_sentence_ends_and_keeps_every_character():
     assert [len(c) for c in split_long(no_stop)] == [400, 400, 100]
 
 
+def test_wrapped_lines_join_without_space_in_japanese_and_with_one_between_latin_words():
+    assert join_lines(["共通システムは、事業者が一度の", "申請で複数の団体に申請できる。"]) == "共通システムは、事業者が一度の申請で複数の団体に申請できる。"
+    assert join_lines(["共通システムはe-", "Govと連携させる。"]) == "共通システムはe-Govと連携させる。"
+    assert join_lines(["Government", "Cloud を利用する。"]) == "Government Cloudを利用する。"
+    assert join_lines(["令和9 年4 月の稼働を", "目指す。 次に"]) == "令和9年4月の稼働を目指す。次に"  # pypdf's spaces
+
+
 def test_markdown_without_title_uses_the_file_name_tables_lists_page_numbers():
     md = "\n".join(
         [
@@ -379,34 +388,39 @@ def _japanese_font_dir() -> Path | None:
     return d if d.is_dir() else None
 
 
-@pytest.fixture(scope="module")
-def soffice_pdfs(tmp_path_factory):
-    """The test document as .docx (two layouts) and .txt, converted to PDF by LibreOffice in one call."""
+def convert_to_pdf(sources: list[Path], outdir: Path, *extra: str) -> None:
+    """LibreOffice → PDF (one call for many files); skipped visibly where LibreOffice is not installed."""
     soffice = shutil.which("soffice") or shutil.which("libreoffice")
     if not soffice:
         pytest.skip("LibreOffice (soffice) がないため、テキスト付き PDF のテストを飛ばします（apt-get install libreoffice-writer-nogui）")
-    d = tmp_path_factory.mktemp("pdf")
-    sources = [write_docx(d / "loose.docx"), write_docx(d / "tight.docx", tight=True), d / "plain.txt"]
-    sources[2].write_text(TXT, encoding="utf-8")
     env = dict(os.environ)
     fonts = _japanese_font_dir()
     if fonts is not None:  # LibreOffice needs a Japanese font to write a Japanese text layer
-        conf = d / "fonts.conf"
+        conf = outdir / "fonts.conf"
         conf.write_text(
             '<?xml version="1.0"?><!DOCTYPE fontconfig SYSTEM "fonts.dtd"><fontconfig>'
-            f'<include ignore_missing="yes">/etc/fonts/fonts.conf</include><dir>{fonts}</dir><cachedir>{d / "fc"}</cachedir></fontconfig>',
+            f'<include ignore_missing="yes">/etc/fonts/fonts.conf</include><dir>{fonts}</dir>'
+            f"<cachedir>{outdir / 'fc'}</cachedir></fontconfig>",
             encoding="utf-8",
         )
         env["FONTCONFIG_FILE"] = str(conf)
-    profile = (d / "lo_profile").as_uri()
-    for group, extra in ((sources[:2], []), (sources[2:], ["--infilter=Text (encoded):UTF8,LF,,,"])):
-        subprocess.run(
-            [soffice, f"-env:UserInstallation={profile}", "--headless", *extra, "--convert-to", "pdf", "--outdir", str(d), *map(str, group)],
-            env=env, check=True, capture_output=True, timeout=180,
-        )
-    out = {p.stem: p.with_suffix(".pdf") for p in sources}
-    assert all(p.is_file() for p in out.values()), list(d.iterdir())
-    return out
+    profile = f"-env:UserInstallation={(outdir / 'lo_profile').as_uri()}"  # own profile: no clash with a running LibreOffice
+    cmd = [soffice, profile, "--headless", *extra, "--convert-to", "pdf", "--outdir", str(outdir), *map(str, sources)]
+    subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=300)
+    missing = [p.name for p in sources if not p.with_suffix(".pdf").is_file()]
+    assert not missing, f"LibreOffice wrote no PDF for {missing}"
+
+
+@pytest.fixture(scope="module")
+def soffice_pdfs(tmp_path_factory):
+    """The test document as .docx (two layouts) and .txt, converted to PDF by LibreOffice."""
+    d = tmp_path_factory.mktemp("pdf")
+    docs = [write_docx(d / "loose.docx"), write_docx(d / "tight.docx", tight=True)]
+    txt = d / "plain.txt"
+    txt.write_text(TXT, encoding="utf-8")
+    convert_to_pdf(docs, d)
+    convert_to_pdf([txt], d, "--infilter=Text (encoded):UTF8,LF,,,")
+    return {p.stem: p.with_suffix(".pdf") for p in [*docs, txt]}
 
 
 @pytest.mark.parametrize("layout", ["loose", "tight"])
@@ -545,8 +559,43 @@ def test_labelled_quotes_fall_in_exactly_one_passage(window):
         pytest.skip(f"{folder} がありません")
     docs = [p for p in sorted(folder.iterdir()) if p.suffix in (".md", ".txt", ".docx", ".pdf") and p.name not in ("CARD.md", "README.md")]
     passages = [p for doc in docs for p in read_passages(doc)]
-    rows = [r for name in ("settles.csv", "near_misses.csv") if (folder / name).is_file() for r in csv.DictReader(open(folder / name, encoding="utf-8-sig"))]
+    rows = []
+    for name in ("settles.csv", "near_misses.csv"):
+        if (folder / name).is_file():
+            with open(folder / name, encoding="utf-8-sig", newline="") as f:
+                rows += list(csv.DictReader(f))
     if not rows:
         pytest.skip(f"{window}: settles.csv / near_misses.csv がまだありません")
-    missing = [(r["opinion_id"], r["file"], r["quote"][:40]) for r in rows if sum(r["quote"] in p.text for p in passages if p.file == r["file"]) != 1]
+    hits = [sum(r["quote"] in p.text for p in passages if p.file == r["file"]) for r in rows]
+    missing = [(r["opinion_id"], r["file"], r["quote"][:40], n) for r, n in zip(rows, hits) if n != 1]
     assert missing == []
+
+
+def _docx_from_markdown(md: Path, out: Path, tight: bool) -> Path:
+    """A Word version of a Markdown document: 「#」 → Title, 「##」 → Heading 1, … (what a secretariat's draft looks like)."""
+    import docx
+    from docx.shared import Pt
+
+    d = docx.Document()
+    if tight:
+        d.styles["Normal"].paragraph_format.space_after = Pt(0)
+        d.styles["Normal"].paragraph_format.first_line_indent = Pt(10.5)
+    for i, block in enumerate(markdown_blocks(md.read_text(encoding="utf-8"))):
+        if block.is_heading:
+            d.add_heading(block.text, level=0 if i == 0 else min(int(block.rank) - 1, 9))
+        else:
+            d.add_paragraph(block.text)
+    d.save(str(out))
+    return out
+
+
+@pytest.mark.slow
+def test_bundled_set_reads_the_same_as_docx_and_pdf(tmp_path):
+    """The base set converted to .docx and to PDF (LibreOffice) gives the same heading paths and texts."""
+    mds = sorted(bundled_references_dir().glob("*.md"))
+    docs = [_docx_from_markdown(md, tmp_path / f"{md.stem}.docx", tight=True) for md in mds]
+    convert_to_pdf(docs, tmp_path)
+    for md, doc in zip(mds, docs):
+        want = texts(read_passages(md))
+        assert texts(read_passages(doc)) == want
+        assert texts(read_passages(doc.with_suffix(".pdf"))) == want, md.name
