@@ -672,23 +672,20 @@ def _pdf_page_lines(page: Any, page_no: int) -> list[_PdfLine]:
         size = float(font_size) * (scale or 1.0)
         x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
         y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
-        for k, part in enumerate(text.split("\n")):
-            if k > 0 and lines:
-                lines.append(_PdfLine("", 0.0, 0.0, lines[-1].y - lines[-1].size, lines[-1].size, page_no))  # break marker
+        for k, part in enumerate(text.split("\n")):  # pypdf sends its own line breaks as "\n" runs at (0, 0)
             if not part.strip():
                 if part and lines:
-                    lines[-1].text += " "
+                    lines[-1].text += " "  # keep a space run: it may separate two Latin words
                 continue
+            line_y = y - k * size  # a "\n" inside one run: the rest is on the next line
             width = display_width(part) * size / 2
             last = lines[-1] if lines else None
-            if last is not None and last.text.strip() and abs(last.y - y) <= max(2.0, 0.4 * size):
+            if last is not None and k == 0 and abs(last.y - line_y) <= max(2.0, 0.4 * size):
                 last.text += part
                 last.x0, last.x1 = min(last.x0, x), max(last.x1, x + width)
                 last.size = max(last.size, size)
             else:
-                if last is not None and not last.text.strip():
-                    lines.pop()
-                lines.append(_PdfLine(part, x, x + width, y, size, page_no))
+                lines.append(_PdfLine(part, x, x + width, line_y, size, page_no))
 
     page.extract_text(visitor_text=visit)
     return [ln for ln in lines if ln.text.strip()]
