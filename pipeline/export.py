@@ -209,8 +209,10 @@ def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
     has none); the row then cites that member's model reason and candidate."""
     policy = is_policy_kind(kind)
     present = table[table["present"].astype(bool)].copy()
+    # the queue's stable group key where it has one (decisions follow it); the run's group number otherwise
+    key = "dup_key" if "dup_key" in present.columns and (present["dup_key"].fillna("") != "").all() else "dup_group"
     rows = []
-    for _, g in present.groupby("dup_group", sort=False):
+    for _, g in present.groupby(key, sort=False):
         rep_id = g["dup_representative"].iloc[0]
         rep = g[g["opinion_id"] == rep_id].iloc[0] if (g["opinion_id"] == rep_id).any() else g.iloc[0]
         decided = g[g["status"] != "pending"]

@@ -183,6 +183,13 @@ def test_group_is_shared_when_a_member_is_decided_shared(tmp_path, domain):
     assert g["区分"].tolist() == ["共有"] and g["対象候補ID"].iloc[0] == "C03" and g["判断状況"].iloc[0].startswith("一部判断済")
 
 
+def test_groups_follow_the_queues_stable_key_where_it_has_one(tmp_path, domain):
+    _, table = _table(tmp_path, [BASE, "本町では契約が残る。", "丁寧に進めてほしい。"], ["SHARE", "ORG_SPECIFIC", "ABSTRACT"], groups=["G1", "", ""], reps=["1", "2", "3"])
+    table["dup_key"] = ["rep:1", "own:2", "own:3"]  # singletons without a group number stay apart
+    g = group_rows(table, domain, "candidate-list")
+    assert g["代表意見ID"].tolist() == ["1", "2", "3"] and g["同旨団体数"].tolist() == [1, 1, 1]
+
+
 # --------------------------------------------------------------------------- item 10: officer details
 
 
