@@ -18,6 +18,7 @@ import pytest
 from pipeline import paths
 from pipeline.references import (
     MAX_PASSAGE_CHARS,
+    heading_rank,
     join_lines,
     markdown_blocks,
     Passage,
@@ -282,6 +283,22 @@ TXT = """令和7年4月
 第2　推進体制
 総務省が主体となって検討を進める。
 """
+
+
+@pytest.mark.parametrize(
+    "line, rank",
+    [
+        ("第1　総則", 1.0), ("第２章 推進体制", 1.0), ("Ⅱ．取組の方向性", 1.5),
+        ("1．目的", 2.0), ("１.目的", 2.0), ("1. 目的", 2.0), ("１　目的", 2.0), ("2-1 対象業務", 2.5),
+        ("（1）対象", 3.0), ("(１)対象", 3.0), ("（１）　対象", 3.0),
+        ("①費用負担", 4.0), ("ⅱ）ヨコの改革", 4.5), ("ア　費用負担", 5.0), ("イ．移行", 5.0), ("（ウ）支援", 6.0), ("(a)対象", 7.0),
+        # not headings: a word starting with a kana, a date after a PDF's stray space, a decimal, a sentence, too long
+        ("アクセスの方法", None), ("6 月21日に閣議決定された", None), ("1.5倍に増加", None),
+        ("（1）対象は物品・役務の入札参加資格とする。", None), ("（1）" + "共通化" * 20, None), ("本方針の目的", None),
+    ],
+)
+def test_heading_rank_by_numbering(line, rank):
+    assert heading_rank(line) == rank
 
 
 def test_plain_text_headings_by_numbering_conventions():
