@@ -86,7 +86,7 @@ def build_report(window: str, table: pd.DataFrame, groups: pd.DataFrame, domain:
 
     Besides the counts, each group shows what its members add to the representative, whether the
     members' predictions disagree, and the reference passages behind 解決済 (根拠となる記載) and near a
-    共有すべきもの of a policy draft (関連する記載)."""
+    共有すべきもの of a policy draft (関連する記載). ``groups`` is export.group_rows' output (masked)."""
     from html import escape
 
     from pipeline.export import DIFF_COLUMN, DISAGREE_COLUMN, GROUNDS_COLUMN, RELATED_COLUMN
@@ -105,10 +105,9 @@ def build_report(window: str, table: pd.DataFrame, groups: pd.DataFrame, domain:
         return html_table(frame.reset_index() if index else frame)
 
     def cols(frame: pd.DataFrame, wanted: list[str]) -> pd.DataFrame:
-        """The wanted columns the export has (older exports lack the evidence columns), masked once more."""
-        from pipeline.export import mask_pii
-
-        return frame[[c for c in wanted if c in frame.columns]].map(mask_pii)
+        """The wanted columns the groups have (already masked by export.group_rows: masking twice
+        would mask the placeholders themselves)."""
+        return frame[[c for c in wanted if c in frame.columns]].copy()
 
     parts = [
         "<!DOCTYPE html><html lang='ja'><head><meta charset='utf-8'>",
@@ -116,7 +115,7 @@ def build_report(window: str, table: pd.DataFrame, groups: pd.DataFrame, domain:
         "<style>body{font-family:'ReportJP','ReportSym','IPAexGothic','Noto Sans CJK JP','Hiragino Sans','Yu Gothic',sans-serif;margin:24px;color:#222}"
         "h1{font-size:22px}h2{font-size:18px;border-bottom:2px solid #1e88e5;padding-bottom:4px;margin-top:28px}"
         ".t{border-collapse:collapse;font-size:13px}.t th,.t td{border:1px solid #ccc;padding:4px 8px;vertical-align:top}"
-        ".t th{background:#ddebf7}.kpi{display:inline-block;margin:0 18px 8px 0;padding:8px 14px;background:#f3f6fa;border-radius:6px}"
+        ".t th{background:#ddebf7;min-width:3.5em}.kpi{display:inline-block;margin:0 18px 8px 0;padding:8px 14px;background:#f3f6fa;border-radius:6px}"
         ".kpi b{font-size:20px;display:block}.cand{margin-top:14px;font-weight:bold}.note{color:#8a4b00}</style></head><body>",
         f"<h1>{escape(window)} 意見照会 集計レポート</h1><p>作成: {escape(generated_at)}</p>",
         "<!--missing-glyphs-->",

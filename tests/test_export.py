@@ -228,6 +228,7 @@ def test_contact_block_with_a_name_is_masked_in_every_file(tmp_path, domain):
     paths = write_export(g, tmp_path / "out")
     text = _all_text(paths, build_report("R7-方針案", table, g, domain, "now"))
     assert "佐藤花子" not in text and "花子" not in text and "1234-5678" not in text and BASE in text
+    assert "［［" not in text and "TEL ［電話省略］" in text  # masked once: placeholders are not masked again
 
 
 # --------------------------------------------------------------------------- item 11: cells Excel accepts
