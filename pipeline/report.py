@@ -171,7 +171,8 @@ def html_table(frame: pd.DataFrame) -> str:
     def cell(v: object) -> str:
         return escape("" if v is None else str(clean_text(v) if isinstance(v, str) else v)).replace("\r\n", "\n").replace("\n", "<br>")
 
-    head = "".join(f"<th>{cell(c)}</th>" for c in frame.columns)
+    wide = {"代表意見との差分", "根拠となる記載", "関連する記載", "グループ内の予測の不一致"}  # passages and diffs need room
+    head = "".join(f"<th style='min-width:16em'>{cell(c)}</th>" if c in wide else f"<th>{cell(c)}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False))
     return f"<table class='t'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
