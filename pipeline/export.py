@@ -149,11 +149,14 @@ def member_differences(group: pd.DataFrame, rep: pd.Series, domain: Domain) -> s
 
 
 def prediction_disagreement(group: pd.DataFrame, domain: Domain) -> str:
-    """「共有すべきもの 1 件（2）、団体固有の事情 1 件（1）」 when the members' model categories differ."""
-    if group["category"].nunique() < 2:
-        return ""
-    parts = [f"{domain.category_label(cat)} {len(g)} 件（{'、'.join(map(str, g['opinion_id']))}）" for cat, g in group.groupby("category", sort=False)]
-    return "、".join(parts)
+    """「共有すべきもの 1 件（2）、団体固有の事情 1 件（1）」 when the members' model categories differ, and
+    「対象候補：C03 1 件（1）、C04 1 件（2）」 when their candidates do; "" when the members agree."""
+    lines = []
+    if group["category"].nunique() > 1:
+        lines.append("、".join(f"{domain.category_label(cat)} {len(g)} 件（{'、'.join(map(str, g['opinion_id']))}）" for cat, g in group.groupby("category", sort=False)))
+    if group["candidate_id"].nunique() > 1:
+        lines.append("対象候補：" + "、".join(f"{cand} {len(g)} 件（{'、'.join(map(str, g['opinion_id']))}）" for cand, g in group.groupby("candidate_id", sort=False)))
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- evidence from the references
@@ -199,7 +202,7 @@ def _status(g: pd.DataFrame, decided: pd.DataFrame) -> str:
         return "decided"
     if "decided" in statuses:
         return "partial"
-    return "disagree" if g["category"].nunique() > 1 else "pending"
+    return "disagree" if g["category"].nunique() > 1 or g["candidate_id"].nunique() > 1 else "pending"
 
 
 def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:

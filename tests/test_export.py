@@ -191,6 +191,13 @@ def test_groups_follow_the_queues_stable_key_where_it_has_one(tmp_path, domain):
     assert g["代表意見ID"].tolist() == ["1", "2", "3"] and g["同旨団体数"].tolist() == [1, 1, 1]
 
 
+def test_members_predicted_for_different_candidates_are_flagged(tmp_path, domain):
+    _, table = _table(tmp_path, [BASE, BASE], ["SHARE", "SHARE"], groups=["G1", "G1"], reps=["1", "1"])
+    table.loc[table["opinion_id"] == "2", "candidate_id"] = "C03"
+    row = group_rows(table, domain, "candidate-list").iloc[0]
+    assert row["グループ内の予測の不一致"] == "対象候補：C00 1 件（1）、C03 1 件（2）" and row["判断状況"].startswith("未判断・予測不一致")
+
+
 # --------------------------------------------------------------------------- item 10: officer details
 
 
