@@ -46,7 +46,14 @@ WS = re.compile(r"\s+")
 # (…課, …係, …室, …担当, 〇〇市) and at most a few short names. A sentence of the opinion always holds
 # words that are none of these, so it is never taken for a contact however often it says 担当.
 # Corpus rows mask digits (0229-33-2xxx, 内線241x): those count as items too, for detection only.
+# Our own placeholders (NFKC-folded: ［電話省略］ → [電話省略]) count as what they replaced, so that
+# masking an already masked text finds the same blocks and changes nothing (「TEL ［電話省略］」 must not
+# become 「TEL ［［氏名省略］］」): a phone/e-mail/内線 placeholder is an item, a name placeholder a name that
+# is never masked again.
+_MASKED_ITEM = r"\[(?:電話|メール)省略\]|内線\s*\[省略\]"
+_MASKED_NAME = re.compile(r"\[氏名省略\]")
 _ITEM = re.compile(
+    rf"{_MASKED_ITEM}|"
     r"(?<!\d)[(]?0\d{1,4}[-)]\d{1,4}-[\dxX]{0,3}[xX]+|内線\s*\d*[xX]+|〒\s*\d{3}-?\d{4}|"
     rf"{EMAIL.pattern}|{EXTENSION.pattern}|{PHONE.pattern}"
 )
@@ -87,11 +94,14 @@ def _fold(text: str) -> tuple[str, Sequence[int]]:
 
 
 def _classify_tokens(seg: str) -> list[tuple[str, int, int]] | None:
-    """(kind, start, end) of every token of a would-be contact block, kinds item/label/org/title/name;
-    None when a token is none of them (the segment is prose)."""
+    """(kind, start, end) of every token of a would-be contact block, kinds item/label/org/title/name
+    (masked: a name placeholder); None when a token is none of them (the segment is prose)."""
     blanked = list(seg)
     kinds: list[tuple[str, int, int]] = []
-    for m in _ITEM.finditer(seg):
+    for m in _MASKED_NAME.finditer(seg):
+        kinds.append(("masked", m.start(), m.end()))
+        blanked[m.start() : m.end()] = " " * (m.end() - m.start())
+    for m in _ITEM.finditer("".join(blanked)):
         kinds.append(("item", m.start(), m.end()))
         blanked[m.start() : m.end()] = " " * (m.end() - m.start())
     for m in _TOKEN.finditer("".join(blanked)):
@@ -127,6 +137,7 @@ def _is_contact(seg: str, standalone: bool) -> list[tuple[str, int, int]] | None
     if not kinds:
         return None
     counts = {k: sum(1 for x in kinds if x[0] == k) for k in ("item", "label", "org", "name")}
+    counts["name"] += sum(1 for x in kinds if x[0] == "masked")
     if counts["name"] > 3 or counts["name"] > counts["org"] + counts["label"] + counts["item"]:
         return None
     strong_org = any(k == "org" and _ORG_STRONG.fullmatch(seg[a:b]) for k, a, b in kinds)
@@ -225,9 +236,24 @@ NAME_MASK = "［氏名省略］"
 def mask_officer_details(text: str) -> str:
     """Mask officers' e-mail addresses, phone numbers and extensions anywhere in ``text``, and the names
     in its contact blocks (「担当：情報政策課 佐藤花子」→「担当：情報政策課 ［氏名省略］」). For every
-    people-facing file; the data itself keeps the original."""
+    people-facing file; the data itself keeps the original.
+
+    Idempotent: masking a masked text changes nothing (the export masks text the queue has masked
+    already). Placeholders are never taken for names, and masking repeats until nothing changes: a
+    masked name is shorter or longer than the name and counts once for 「佐藤 花子」, so a block may be
+    delimited differently on the next pass (「山田」 on the line above 「担当：… ［氏名省略］」). Each pass
+    that changes the text replaces a name by a placeholder, so this ends after a few passes."""
     if not isinstance(text, str) or not text:
         return text
+    for _ in range(8):
+        masked = _mask_once(text)
+        if masked == text:
+            break
+        text = masked
+    return text
+
+
+def _mask_once(text: str) -> str:
     folded, index = _fold(text)
     names: list[tuple[int, int]] = []
     for a, b in _contact_spans(folded):

@@ -211,3 +211,39 @@ def test_mask_officer_details_over_the_labelled_contacts():
 
 def mask_contacts_for_people(text: str) -> str:
     return PHONE.sub("［電話省略］", EXTENSION.sub("内線［省略］", EMAIL.sub("［メール省略］", text)))
+
+
+# --------------------------------------------------------------------------- masking twice = masking once
+
+TWICE_CASES = [
+    "意見です。\n（担当：情報政策課 佐藤　TEL 0178-43-1234）",
+    "意見です。\n担当：財政課 阿部\nTEL +81-98-866-2200\nE-mail abe@city.example.lg.jp",
+    "意見です。問合せ先 総務課行政係 佐々木 sasaki-t@city.example.lg.jp 内線318",
+    "意見です。\n担当：総務課　佐藤　花子",
+    "意見です。\n担当：情報政策課佐藤（ＴＥＬ０９８－８６６－２２００）",
+    "意見です。\n（西都市総合政策課 情報化推進係 壱岐/内線 315）",
+    "意見です。\n担当：総務課 山田 TEL 03-1234-5678\n追記：費用も示されたい。",
+    # a name on a line of its own above the labelled block: masking must not reach it on a second pass
+    "意見です。\n山田\n担当：情報政策課 佐藤 花子",
+    "詳しくは a.b@city.example.lg.jp まで。費用を示されたい。",
+    ISSUE_EXAMPLE,
+]
+
+
+@pytest.mark.parametrize("typed", list(dict.fromkeys(TWICE_CASES + [t for t, _ in OFFICER_CASES])))
+def test_masking_twice_is_masking_once(typed):
+    once = mask_officer_details(typed)
+    assert mask_officer_details(once) == once
+    assert "［［" not in once and "省略］］" not in once
+
+
+def test_masking_twice_is_masking_once_over_the_labelled_contacts():
+    """The export masks text that the queue already masked (strip_contacts): no placeholder may be taken
+    for a name (「TEL ［電話省略］」 became 「TEL ［［氏名省略］］」)."""
+    changed, blocks = [], 0
+    for oid, col, value in _labelled_rows():
+        once = mask_officer_details(value)
+        blocks += bool(split_contact(value)[1])
+        if mask_officer_details(once) != once:
+            changed.append((oid, col, once[-40:]))
+    assert blocks >= 70 and not changed, changed[:5]
