@@ -18,12 +18,13 @@ import pandas as pd
 
 from pipeline.config import database_url, load_domain
 from pipeline.labeled import load_labeled
-from pipeline.queue import Decision, audit, decide, list_queue, open_queue
+from pipeline.queue import Decision, audit, decide, list_queue, open_queue, window_info
 
 WINDOW = "R7-sample"  # ← 照会回
 REVIEWER = "分析担当"  # ← 自分の名前
 domain = load_domain()
 engine = open_queue(database_url())
+print("照会回の種類:", window_info(engine, WINDOW)["kind"])  # policy-draft なら 記載の有無・修正意見 も記録する
 queue = list_queue(engine, WINDOW)
 queue["分類"] = queue["final_category"].map(domain.category_label)
 queue["status"].value_counts()
@@ -52,13 +53,14 @@ labeled.loc[[p for p in precedents if p in labeled.index], ["category", "candida
 
 # %% [markdown]
 # ## 判断を記録する（既定では同旨グループ全体に適用）
-# 一覧を読み込んだ時点の版（`decision_version`）を渡すので、その後に他の担当者が判断していれば記録せずに知らせます。
+# 一覧を読み込んだ時点の確認コード（`read_code`: 読んだ本文と同旨グループ）と版（`decision_version`）を渡すので、
+# その後にバッチの再実行で本文が変わったり、他の担当者が判断したりしていれば、記録せずに知らせます。
 
 # %%
 written = decide(
     engine, domain, WINDOW, OPINION_ID, REVIEWER,
     Decision(category=row["final_category"], candidate_id=row["final_candidate"], note="ノートブックで確認"),
-    expected_version=int(row["decision_version"]),
+    expected_version=int(row["decision_version"]), seen=row["read_code"],
 )  # fmt: skip
 written
 

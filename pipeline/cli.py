@@ -368,21 +368,26 @@ def _queue(db: Optional[str]):
 def queue_list(
     window: str = typer.Option(..., "--window"),
     status: Optional[str] = typer.Option(None, "--status", help="pending | decided | stale"),
+    everything: bool = typer.Option(False, "--all", help="キューにない意見（確信度の高い除外）も含め、照会回の全意見を表示する"),
     db: Optional[str] = typer.Option(None, "--db"),
 ) -> None:
-    """確認キュー（共有すべきもの・要確認・判断済み）を一覧表示する。"""
+    """確認キュー（共有すべきもの・要確認・判断済み）を一覧表示する。判断するときは、各行の確認コードと版（v の数字）を
+    `queue decide --seen コード --expect-version 版` で渡す（表示後に本文や判断が変わっていれば記録せずに知らせる）。"""
     from pipeline.config import load_domain
     from pipeline.queue import STATUS_LABELS, QueueError, list_queue
 
     domain = load_domain()
     try:
-        q = list_queue(_queue(db), window, status)
+        q = list_queue(_queue(db), window, status, everything=everything)
     except QueueError as e:
         _err(str(e))
-    typer.echo(f"{window}: {len(q)} 件" + (f"（{STATUS_LABELS[status]}）" if status else ""))
+    typer.echo(f"{window}: {len(q)} 件" + (f"（{STATUS_LABELS[status]}）" if status else "") + "　判断時に渡すもの: --seen 確認コード --expect-version 版")
     for r in q.itertuples():
         text = str(r.text).replace("\n", " ")
-        typer.echo(f"[{STATUS_LABELS[r.status]}] {r.opinion_id}  v{r.decision_version}  {r.final_candidate} {domain.category_label(r.final_category)}  確信度 {r.category_confidence:.2f}  同旨 {r.dup_count}  {text[:60]}")
+        typer.echo(
+            f"[{STATUS_LABELS[r.status]}] {r.opinion_id}  確認コード {r.read_code}  版 v{r.decision_version}  {r.final_candidate} {domain.category_label(r.final_category)}"
+            f"  確信度 {r.category_confidence:.2f}  同旨 {r.dup_count}  {text[:60]}"
+        )
 
 
 @queue_app.command("decide")
@@ -396,6 +401,7 @@ def queue_decide(
     revision: Optional[str] = typer.Option(None, "--revision", help="修正意見（記載なしの場合）"),
     note: Optional[str] = typer.Option(None, "--note"),
     only_this: bool = typer.Option(False, "--only-this", help="重複グループの他の意見には適用しない"),
+    seen: Optional[str] = typer.Option(None, "--seen", help="必須: `queue list` に表示された確認コード（読んだ本文）。表示後に本文や同旨グループが変わっていたら中止する"),
     expect_version: Optional[int] = typer.Option(None, "--expect-version", help="一覧で見た判断の版（v の数字）。変わっていたら中止する"),
     overwrite: bool = typer.Option(False, "--overwrite", help="他の判断者の判断を上書きする"),
     db: Optional[str] = typer.Option(None, "--db"),
@@ -404,11 +410,13 @@ def queue_decide(
     from pipeline.config import load_domain
     from pipeline.queue import Decision, QueueError, decide
 
+    if not seen or not seen.strip():
+        _err("--seen に、判断する前に読んだ一覧（`opinions queue list`）の確認コードを指定してください。読んだ本文と今の本文が同じことを確かめるためです。変更は行っていません。")
     try:
         written = decide(
             _queue(db), load_domain(), window, opinion_id, reviewer,
             Decision(category=category, candidate_id=candidate, addressed=addressed, revision_request=revision, note=note),
-            whole_group=not only_this, expected_version=expect_version, overwrite=overwrite,
+            whole_group=not only_this, expected_version=expect_version, overwrite=overwrite, seen=seen,
         )  # fmt: skip
     except QueueError as e:
         _err(str(e))
@@ -423,7 +431,7 @@ def queue_harvest(
 ) -> None:
     """確定した判断を学習データ（次回の opinions train が読む）として書き出す。"""
     from pipeline.config import load_domain
-    from pipeline.labeled import validate
+    from pipeline.labeled import dev_text_rows, load_labeled, refused_dev_message, validate
     from pipeline.queue import QueueError, harvest
 
     try:
@@ -432,11 +440,15 @@ def queue_harvest(
         _err(str(e))
     if rows.empty:
         _err(f"{window}: 確定した判断がありません。", code=1)
-    validate(rows, load_domain(), "harvested decisions")
+    domain = load_domain()
+    validate(rows, domain, "harvested decisions")
     out = out or paths.HARVESTED / f"{window}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     rows.to_csv(out, index=False, encoding="utf-8")
-    typer.echo(f"{out}: {len(rows)} 件（次回の学習で train に加わります）")
+    dev = int(dev_text_rows(rows, load_labeled(domain=domain)).sum())
+    typer.echo(f"{out}: {len(rows)} 件（担当者の連絡先は除いています。次回の学習で train に加わります）")
+    if dev:
+        typer.secho(refused_dev_message(dev, str(out)), err=True, fg=typer.colors.YELLOW)
 
 
 @app.command()

@@ -166,9 +166,24 @@ def _medoid(members: list[int], keys: Sequence[str], k: int) -> int:
     return distinct[best][0]
 
 
+def group_key(representative_key: str, representative_id: str) -> str:
+    """A duplicate group's key that stays the same when the window is re-run: a short hash of the
+    representative's matching key (its text with the body's name, punctuation and contacts removed).
+
+    Group numbers (``dup_group``) are renumbered every run, and the representative's *id* changes when
+    that copy is withdrawn or a file is renumbered; the representative's *text* survives both as long as
+    one copy is left, and two groups never share it (identical keys always fall into one group). An
+    opinion with an empty key (empty text) is a group of its own, keyed by its id."""
+    import hashlib
+
+    basis = f"text:{representative_key}" if representative_key else f"id:{representative_id}"
+    return "K" + hashlib.sha256(basis.encode("utf-8")).hexdigest()[:12]
+
+
 def group_duplicates(opinions: pd.DataFrame, cfg: DedupeConfig) -> pd.DataFrame:
-    """Add dup_group, dup_representative, dup_count, dup_bodies, dup_similarity. Every row gets a group
-    (a singleton is a group of one); rows are neither added nor removed."""
+    """Add dup_group, dup_key, dup_representative, dup_count, dup_bodies, dup_similarity. Every row gets a
+    group (a singleton is a group of one); rows are neither added nor removed. ``dup_group`` numbers the
+    groups of this run; ``dup_key`` (``group_key``) names the same group across re-runs."""
     keys = opinions["dedupe_key"].tolist()
     n = len(keys)
     pairs = similar_pairs(keys, cfg)
@@ -186,19 +201,23 @@ def group_duplicates(opinions: pd.DataFrame, cfg: DedupeConfig) -> pd.DataFrame:
     ids = opinions["opinion_id"].tolist()
     bodies = opinions["body"].fillna("").tolist()
     group_of = [""] * n
+    key_of = [""] * n
     rep_of = [""] * n
     count_of = [0] * n
     bodies_of = [""] * n
     for g, (root, mem) in enumerate(sorted(members.items(), key=lambda kv: kv[1][0]), start=1):
         rep = _medoid(mem, keys, cfg.shingle)
         names = list(dict.fromkeys(b for b in (bodies[m] for m in mem) if b))
+        gkey = group_key(keys[rep], str(ids[rep]))
         for m in mem:
             group_of[m] = f"G{g:05d}"
+            key_of[m] = gkey
             rep_of[m] = ids[rep]
             count_of[m] = len(mem)
             bodies_of[m] = "、".join(names)
     out = opinions.copy()
     out["dup_group"] = group_of
+    out["dup_key"] = key_of
     out["dup_representative"] = rep_of
     out["dup_count"] = count_of
     out["dup_bodies"] = bodies_of

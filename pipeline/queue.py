@@ -8,6 +8,14 @@ Invariants the WT relies on:
 - a decision records the version it replaced; a reviewer who decides on an outdated view, or over
   another reviewer's decision without saying so, gets ``ConflictError`` and nothing is written.
 
+- a decision is made on what the reviewer read: ``queue list`` shows a 確認コード (``read_code``, a hash of
+  the texts of the opinion's current duplicate group); ``decide(..., seen=code)`` stops with
+  ``ConflictError`` when the texts or the group changed since (a re-run in between);
+- a duplicate group is named by its stable key (``dup_key``, dedupe.group_key), not by its number,
+  which is renumbered every run; a group decision reaches the group's *present* members only;
+- a window's kind (``candidate-list`` / ``policy-draft``) is stored in ``windows.kind`` and read
+  through ``window_info``, never guessed from the window's name.
+
 Status is derived, not stored: ``pending`` (in the queue, no decision), ``decided`` (decision on the
 current text), ``stale`` (decision on an older text). The queue holds every opinion the model calls
 共有すべきもの or sends to review, plus every opinion someone has decided.
@@ -17,7 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +40,11 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 STATUSES = ("pending", "decided", "stale")
 STATUS_LABELS = {"pending": "確認待ち", "decided": "確定", "stale": "要再確認"}  # per opinion; export.py adds group states
 ADDRESSED = {"yes": "記載あり", "no": "記載なし"}
+KINDS = ("candidate-list", "policy-draft")  # DOMAIN.md, window.yaml `kind`
+DEFAULT_KIND = "candidate-list"
+LEGACY_KINDS = {"policy": "policy-draft", "candidates": "candidate-list"}  # what revision 0001 wrote
+# evidence per opinion from the batch (DOMAIN.md "Reference documents"); empty where the batch has none
+EVIDENCE_FIELDS = ("resolved_by", "resolved_quote", "addressed_suggestion", "nearest_passage", "nearest_quote", "prediction_set")
 
 # Column types mirror migrations/versions (the schema is created by Alembic, these only map it).
 metadata = sa.MetaData()
@@ -46,9 +60,14 @@ windows_t = sa.Table(
 )
 _ITEM_TYPES = {"dup_count": sa.Integer, "candidate_confidence": sa.Float, "category_confidence": sa.Float, "needs_review": sa.Boolean, "present": sa.Boolean, "row_order": sa.Integer, "updated_at": _TS}
 ITEM_FIELDS = (
-    "body", "prefecture", "stated_candidate", "text", "reason", "text_hash", "dup_group", "dup_representative", "dup_count", "dup_bodies",
+    "body", "prefecture", "stated_candidate", "text", "reason", "text_hash", "dup_group", "dup_key", "dup_representative", "dup_count", "dup_bodies",
     "candidate_id", "candidate_confidence", "category", "category_confidence", "needs_review", "category_reason", "candidate_reason",
-    "review_reasons", "prior_window", "prior_opinion_id", "model_version", "present", "row_order", "updated_at",
+    "review_reasons", "prior_window", "prior_opinion_id", "model_version", *EVIDENCE_FIELDS, "present", "row_order", "updated_at",
+)  # fmt: skip
+# copied from the batch frame as text ("" when the frame has no such column)
+_TEXT_FIELDS = (
+    "body", "prefecture", "stated_candidate", "text", "reason", "dup_group", "dup_representative", "dup_bodies", "candidate_id", "category",
+    "category_reason", "candidate_reason", "review_reasons", "prior_window", "prior_opinion_id", "model_version", *EVIDENCE_FIELDS,
 )  # fmt: skip
 items_t = sa.Table(
     "items",
@@ -98,9 +117,22 @@ def text_hash(text: str, reason: str) -> str:
     return hashlib.sha256(f"{text}\x1f{reason}".encode("utf-8")).hexdigest()
 
 
-def window_kind(window: str) -> str:
-    """Policy-draft windows (ids containing "policy") record 記載の有無 and 修正意見."""
-    return "policy" if "policy" in window.lower() else "candidates"
+def canonical_kind(kind: str | None) -> str:
+    """A stored or requested window kind as DOMAIN.md spells it (``policy``/``candidates`` from 0001 map)."""
+    if kind is None or str(kind).strip() == "":
+        return DEFAULT_KIND
+    k = LEGACY_KINDS.get(str(kind).strip(), str(kind).strip())
+    if k not in KINDS:
+        raise QueueError(f"照会回の種類「{kind}」は不正です。使える値: {', '.join(KINDS)}")
+    return k
+
+
+def read_code(members: Sequence[tuple[str, str]]) -> str:
+    """The 確認コード of what a reviewer reads for one opinion: 8 hex digits over (opinion id, text hash) of
+    every member of its current duplicate group (the opinion alone when it is in none). It changes when a
+    text, or the group's membership, changes."""
+    joined = "\n".join(sorted(f"{oid}\x1f{h}" for oid, h in members))
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()[:8]
 
 
 # --------------------------------------------------------------------------- engine and migrations
@@ -137,22 +169,48 @@ def _locked(e: Exception) -> QueueError:
     return QueueError(f"データベースが使用中（ロック中）のため書き込めませんでした。しばらくして再実行してください。変更は行っていません。（{getattr(e, 'orig', e)}）")
 
 
+@contextmanager
+def _write_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """One all-or-nothing transaction that writes. SQLite takes the write lock at BEGIN (IMMEDIATE), so a
+    second writer waits for the first and then reads what it wrote; without it, both would read first and
+    decide on what they saw. PostgreSQL locks the rows it reads with SELECT … FOR UPDATE (see ``decide``)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
+
+
+def _text(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, (list, tuple)):
+        return "|".join(map(str, value))
+    return str(value)
+
+
 # --------------------------------------------------------------------------- batch → queue
 
 
-def sync_window(engine: Engine, window: str, opinions: pd.DataFrame) -> dict:
+def sync_window(engine: Engine, window: str, opinions: pd.DataFrame, kind: str | None = None) -> dict:
     """Upsert a batch's model outputs for ``window``. Decisions are never touched; opinions missing
-    from this run stay in the database with ``present = false``. Returns counts."""
+    from this run stay in the database with ``present = false``. Returns counts.
+
+    ``kind`` (``candidate-list`` / ``policy-draft``, the window's window.yaml) is stored in
+    ``windows.kind``; ``None`` keeps the stored kind (``candidate-list`` for a new window)."""
+    kind = canonical_kind(kind) if kind is not None else None
     ts = now()
     rows = []
-    for order, r in enumerate(opinions.itertuples(index=False)):
-        d = r._asdict()
+    for order, d in enumerate(opinions.to_dict("records")):
+        oid = _text(d["opinion_id"])
+        rep = _text(d.get("dup_representative"))
         rows.append(
             {
                 "window": window,
-                "opinion_id": str(d["opinion_id"]),
-                **{f: str(d.get(f, "") or "") for f in ("body", "prefecture", "stated_candidate", "text", "reason", "dup_group", "dup_representative", "dup_bodies", "candidate_id", "category", "category_reason", "candidate_reason", "review_reasons", "prior_window", "prior_opinion_id", "model_version")},
-                "text_hash": text_hash(str(d.get("text", "") or ""), str(d.get("reason", "") or "")),
+                "opinion_id": oid,
+                **{f: _text(d.get(f)) for f in _TEXT_FIELDS},
+                # a frame from before dedupe.group_key: the representative names the group within this run
+                "dup_key": _text(d.get("dup_key")) or (f"rep:{rep}" if rep else f"own:{oid}"),
+                "text_hash": text_hash(_text(d.get("text")), _text(d.get("reason"))),
                 "dup_count": int(d.get("dup_count", 1) or 1),
                 "candidate_confidence": float(d.get("candidate_confidence", 0) or 0),
                 "category_confidence": float(d.get("category_confidence", 0) or 0),
@@ -163,11 +221,12 @@ def sync_window(engine: Engine, window: str, opinions: pd.DataFrame) -> dict:
             }
         )
     try:
-        with engine.begin() as conn:
+        with _write_transaction(engine) as conn:
             if conn.execute(sa.select(windows_t.c.window).where(windows_t.c.window == window)).first():
-                conn.execute(windows_t.update().where(windows_t.c.window == window).values(last_run_at=ts, runs=windows_t.c.runs + 1))
+                values = {"last_run_at": ts, "runs": windows_t.c.runs + 1, **({"kind": kind} if kind else {})}
+                conn.execute(windows_t.update().where(windows_t.c.window == window).values(**values))
             else:
-                conn.execute(windows_t.insert().values(window=window, kind=window_kind(window), created_at=ts, last_run_at=ts, runs=1))
+                conn.execute(windows_t.insert().values(window=window, kind=kind or DEFAULT_KIND, created_at=ts, last_run_at=ts, runs=1))
             existing = {r.opinion_id for r in conn.execute(sa.select(items_t.c.opinion_id).where(items_t.c.window == window))}
             new_ids = {r["opinion_id"] for r in rows}
             conn.execute(items_t.update().where(items_t.c.window == window).values(present=False))
@@ -192,6 +251,26 @@ def _require_window(conn, window: str) -> None:
         raise QueueError(f"照会回「{window}」はキューにありません（登録済み: {', '.join(known) or 'なし'}）。先に `opinions run` を実行してください。")
 
 
+def window_info(engine: Engine, window: str) -> dict:
+    """What the queue knows of a window: ``kind`` (``candidate-list`` / ``policy-draft``, as stored by the
+    batch; 0001's ``policy``/``candidates`` mapped), ``created_at``, ``last_run_at``, ``runs``."""
+    with engine.connect() as conn:
+        _require_window(conn, window)
+        r = conn.execute(sa.select(windows_t).where(windows_t.c.window == window)).mappings().one()
+    return {"window": window, "kind": canonical_kind(r["kind"]), "created_at": r["created_at"], "last_run_at": r["last_run_at"], "runs": int(r["runs"] or 0)}
+
+
+def _read_codes(frame: pd.DataFrame) -> pd.Series:
+    """``read_code`` per row: over the present members of its group; an absent row alone."""
+    present = frame["present"].astype(bool) & (frame["dup_key"].fillna("") != "")
+    codes = pd.Series("", index=frame.index, dtype=object)
+    for _, g in frame[present].groupby("dup_key", sort=False):
+        codes[g.index] = read_code(list(zip(g["opinion_id"], g["text_hash"])))
+    for i in frame.index[~present]:
+        codes[i] = read_code([(frame.at[i, "opinion_id"], frame.at[i, "text_hash"])])
+    return codes
+
+
 def window_table(engine: Engine, window: str) -> pd.DataFrame:
     """Every opinion of the window with its decision (if any), status and final labels."""
     j = items_t.outerjoin(decisions_t, sa.and_(items_t.c.window == decisions_t.c.window, items_t.c.opinion_id == decisions_t.c.opinion_id))
@@ -200,7 +279,7 @@ def window_table(engine: Engine, window: str) -> pd.DataFrame:
         _require_window(conn, window)
         frame = pd.DataFrame(conn.execute(sa.select(*cols).select_from(j).where(items_t.c.window == window).order_by(items_t.c.row_order)).mappings().all())
     if frame.empty:
-        return pd.DataFrame(columns=["window", "opinion_id", *ITEM_FIELDS, *(f"decision_{f}" for f in DECISION_FIELDS), "status", "in_queue", "final_category", "final_candidate"])
+        return pd.DataFrame(columns=["window", "opinion_id", *ITEM_FIELDS, *(f"decision_{f}" for f in DECISION_FIELDS), "status", "in_queue", "final_category", "final_candidate", "read_code"])
     has = frame["decision_reviewer"].notna()
     frame["status"] = "pending"
     frame.loc[has & (frame["decision_text_hash"] == frame["text_hash"]), "status"] = "decided"
@@ -209,16 +288,19 @@ def window_table(engine: Engine, window: str) -> pd.DataFrame:
     frame["final_category"] = frame["decision_category"].where(has, frame["category"])
     frame["final_candidate"] = frame["decision_candidate_id"].where(has, frame["candidate_id"])
     frame["decision_version"] = frame["decision_version"].fillna(0).astype(int)
+    frame["read_code"] = _read_codes(frame)
     return frame
 
 
-def list_queue(engine: Engine, window: str, status: str | None = None) -> pd.DataFrame:
+def list_queue(engine: Engine, window: str, status: str | None = None, everything: bool = False) -> pd.DataFrame:
+    """The queue of a window (present opinions that are 共有すべきもの, marked for review, or decided);
+    ``everything`` lists every present opinion (to correct a confident exclusion seen in the export)."""
     if status is not None and status not in STATUSES:
         raise QueueError(f"status は {', '.join(STATUSES)} のいずれかです（「{status}」）。")
     frame = window_table(engine, window)
     if frame.empty:
         return frame
-    frame = frame[frame["in_queue"] & frame["present"].astype(bool)]
+    frame = frame[(frame["in_queue"] | everything) & frame["present"].astype(bool)]
     return frame[frame["status"] == status] if status else frame
 
 
@@ -263,32 +345,46 @@ def decide(
     whole_group: bool = True,
     expected_version: int | None = None,
     overwrite: bool = False,
+    seen: str | None = None,
 ) -> list[str]:
-    """Record a decision for an opinion (and by default every member of its duplicate group).
+    """Record a decision for an opinion (and by default every present member of its duplicate group).
 
     Unset fields keep the existing decision's value, or the model's for a first decision.
+    ``seen`` is the 確認コード (``read_code``) of the list the reviewer read: if the texts or the group
+    changed since (a batch re-run in between), nothing is written. The CLI and the notebook always pass
+    it; ``None`` skips that check (scripts that decide without showing a text to anyone).
     ``expected_version`` is the decision version the reviewer saw (0 = none): if it moved, nothing is
     written. Without it, deciding over another reviewer's decision needs ``overwrite=True``.
-    Returns the opinion ids written. All or nothing: one transaction.
+    Returns the opinion ids written. All or nothing: one transaction; two reviewers deciding the same
+    opinions at once are serialised (the second is told, ``ConflictError``).
     """
     _validate(decision, domain, reviewer)
     ts = now()
     try:
-        with engine.begin() as conn:
+        with _write_transaction(engine) as conn:
             _require_window(conn, window)
             target = conn.execute(sa.select(items_t).where(items_t.c.window == window, items_t.c.opinion_id == opinion_id)).mappings().first()
             if target is None:
                 raise QueueError(f"照会回「{window}」に意見 ID「{opinion_id}」はありません。")
-            if whole_group and target["dup_group"]:
-                # only opinions of the latest run: group ids are renumbered per run, and an opinion that
-                # left the window keeps its old id
-                members = conn.execute(
-                    sa.select(items_t).where(items_t.c.window == window, items_t.c.dup_group == target["dup_group"], items_t.c.present.is_(True)).order_by(items_t.c.row_order)
-                ).mappings().all()
-                if not any(m["opinion_id"] == opinion_id for m in members):
-                    members = [target, *members]
+            # the group is the opinions of the latest run with the same stable key: an opinion that left
+            # the window is in no current group and is decided alone
+            in_group = bool(target["present"]) and bool(target["dup_key"])
+            if in_group:
+                where = sa.and_(items_t.c.window == window, items_t.c.dup_key == target["dup_key"], items_t.c.present.is_(True))
             else:
-                members = [target]
+                where = sa.and_(items_t.c.window == window, items_t.c.opinion_id == opinion_id)
+            # lock the rows in one fixed order (PostgreSQL; SQLite already holds the write lock)
+            group = conn.execute(sa.select(items_t).where(where).order_by(items_t.c.opinion_id).with_for_update()).mappings().all()
+            current = next((m for m in group if m["opinion_id"] == opinion_id), None)
+            if current is None or current["dup_key"] != target["dup_key"] or bool(current["present"]) != bool(target["present"]):
+                raise ConflictError(f"意見「{opinion_id}」の重複グループが判断中にバッチの再実行で変わりました。`opinions queue list` で読み直してから判断してください。変更は行っていません。")
+            code = read_code([(m["opinion_id"], m["text_hash"]) for m in group])
+            if seen is not None and seen.strip().lower() != code:
+                raise ConflictError(
+                    f"意見「{opinion_id}」の本文または同旨グループの構成が、一覧を表示した後に変わりました（確認コード {seen.strip()} → {code}）。"
+                    "`opinions queue list` で読み直し、今の本文を確認してから判断してください。変更は行っていません。"
+                )
+            members = sorted(group, key=lambda m: m["row_order"]) if whole_group else [current]
             written = []
             for item in members:
                 old = conn.execute(sa.select(decisions_t).where(decisions_t.c.window == window, decisions_t.c.opinion_id == item["opinion_id"])).mappings().first()
@@ -342,16 +438,43 @@ def decide(
 # --------------------------------------------------------------------------- closing the loop
 
 
+def decided_labels(engine: Engine, windows: Sequence[str] | None = None) -> pd.DataFrame:
+    """The human decision per opinion of ``windows`` (all windows when None): window, opinion_id,
+    category, candidate_id, reviewer, decided_at. Only decisions on the opinion's current text (status
+    ``decided``); a stale decision was made on an older text and is left out. For the prior-window link
+    of a later window's batch (batch.load_prior_windows), which prefers these to the model's old labels."""
+    cols = ["window", "opinion_id", "category", "candidate_id", "reviewer", "decided_at"]
+    j = decisions_t.join(items_t, sa.and_(items_t.c.window == decisions_t.c.window, items_t.c.opinion_id == decisions_t.c.opinion_id))
+    q = sa.select(*(decisions_t.c[c] for c in cols)).select_from(j).where(decisions_t.c.text_hash == items_t.c.text_hash)
+    if windows is not None:
+        if not windows:
+            return pd.DataFrame(columns=cols)
+        q = q.where(decisions_t.c.window.in_(list(windows)))
+    with engine.connect() as conn:
+        return pd.DataFrame(conn.execute(q.order_by(decisions_t.c.window, decisions_t.c.opinion_id)).mappings().all(), columns=cols)
+
+
+def strip_contacts(text: str) -> str:
+    """A text without the officer's contact block, and with any other e-mail address, phone number,
+    extension or officer's name masked: what may be kept in training data (harvested rows)."""
+    from pipeline.normalize import mask_officer_details, split_contact
+
+    body, _contact = split_contact(text or "")
+    return mask_officer_details(body)
+
+
 def harvest(engine: Engine, window: str, statuses: Sequence[str] = ("decided",)) -> pd.DataFrame:
     """Decided opinions of a window as labelled rows (data/labeled format) for the next training run.
-    Stale decisions are left out: their text changed after the decision."""
+    Stale decisions are left out: their text changed after the decision. Officers' contact blocks are
+    cut from text and reason (the labelled corpus keeps no contacts)."""
     frame = window_table(engine, window)
     if frame.empty:
         return frame
     d = frame[frame["status"].isin(statuses) & frame["present"].astype(bool)]
-    # a group whose members were decided differently (--only-this) is not a duplicate group of one label
-    mixed = d.groupby("dup_group")[["decision_category", "decision_candidate_id"]].transform("nunique").max(axis=1) > 1
-    single = d.groupby("dup_group")["opinion_id"].transform("size") < 2
+    # groups by their stable key; a group whose members were decided differently (--only-this) is not a
+    # duplicate group of one label
+    mixed = d.groupby("dup_key")[["decision_category", "decision_candidate_id"]].transform("nunique").max(axis=1) > 1
+    single = d.groupby("dup_key")["opinion_id"].transform("size") < 2
     return pd.DataFrame(
         {
             "opinion_id": window + ":" + d["opinion_id"].astype(str),
@@ -359,11 +482,11 @@ def harvest(engine: Engine, window: str, statuses: Sequence[str] = ("decided",))
             "body": d["body"],
             "prefecture": d["prefecture"],
             "stated_candidate": d["stated_candidate"],
-            "text": d["text"],
-            "reason": d["reason"],
+            "text": d["text"].map(strip_contacts),
+            "reason": d["reason"].map(strip_contacts),
             "candidate_id": d["decision_candidate_id"],
             "category": d["decision_category"],
-            "dup_group": (window + ":" + d["dup_group"]).where(~mixed & ~single, ""),
+            "dup_group": (window + ":" + d["dup_key"]).where(~mixed & ~single, ""),
             "note": "reviewed by " + d["decision_reviewer"].astype(str),
             "writer": "review:" + window,
             "split": "train",

@@ -31,6 +31,16 @@ def params():
     return load_params()
 
 
+@pytest.fixture(autouse=True)
+def _queue_database_in_tmp(tmp_path, monkeypatch):
+    """Guard: no test writes into the user's review.db, $OPINIONS_DATABASE_URL or configs/queue.yaml's
+    database. A command run without --db gets a SQLite file of the test's own tmp_path."""
+    from pipeline import paths
+
+    monkeypatch.setattr(paths, "REVIEW_DB", tmp_path / "review-default.db")
+    monkeypatch.setenv("OPINIONS_DATABASE_URL", f"sqlite:///{tmp_path / 'review-default.db'}")
+
+
 @pytest.fixture()
 def ingest_cfg():
     return IngestConfig()

@@ -29,9 +29,23 @@ def _data_rows(folder) -> int:
     return n
 
 
+def _db(tmp_path) -> list[str]:
+    return ["--db", f"sqlite:///{tmp_path / 'queue.db'}"]
+
+
+def test_tests_never_touch_the_users_database():
+    """Guard (conftest): a command run without --db writes into the test's tmp_path, never into the
+    project's review.db, the user's $OPINIONS_DATABASE_URL or configs/queue.yaml's server."""
+    from pipeline import paths
+    from pipeline.config import database_url
+
+    url = database_url()
+    assert url.startswith("sqlite:///") and str(paths.PROJECT_ROOT) not in url and "pytest" in url, url
+
+
 def test_run_writes_the_contract(raw_window, tmp_path, tiny_model_dir):
     out = tmp_path / "out"
-    res = runner.invoke(app, ["run", str(raw_window), "--out", str(out), "--model-dir", str(tiny_model_dir)])
+    res = runner.invoke(app, ["run", str(raw_window), "--out", str(out), "--model-dir", str(tiny_model_dir), *_db(tmp_path)])
     assert res.exit_code == 0, res.output
     ops = pd.read_csv(out / "opinions.csv", dtype=str, keep_default_na=False)
     assert len(ops) == 4 and list(ops.columns[: len(CONTRACT_COLUMNS)]) == list(CONTRACT_COLUMNS)
@@ -43,11 +57,31 @@ def test_run_writes_the_contract(raw_window, tmp_path, tiny_model_dir):
 
 def test_second_window_links_to_the_first(raw_window, tmp_path, tiny_model_dir):
     outputs = tmp_path / "outputs"
-    assert runner.invoke(app, ["run", str(raw_window), "--out", str(outputs / "R6-a"), "--window", "R6-a", "--model-dir", str(tiny_model_dir)]).exit_code == 0
-    res = runner.invoke(app, ["run", str(raw_window), "--out", str(outputs / "R7-b"), "--window", "R7-b", "--model-dir", str(tiny_model_dir)])
+    assert runner.invoke(app, ["run", str(raw_window), "--out", str(outputs / "R6-a"), "--window", "R6-a", "--model-dir", str(tiny_model_dir), *_db(tmp_path)]).exit_code == 0
+    res = runner.invoke(app, ["run", str(raw_window), "--out", str(outputs / "R7-b"), "--window", "R7-b", "--model-dir", str(tiny_model_dir), *_db(tmp_path)])
     assert res.exit_code == 0, res.output
     ops = pd.read_csv(outputs / "R7-b" / "opinions.csv", dtype=str, keep_default_na=False)
     assert (ops["prior_window"] == "R6-a").all()
+
+
+def test_the_prior_link_carries_the_human_decision(raw_window, tmp_path, tiny_model_dir, domain):
+    """A reviewer corrected an R6 opinion: R7's link to it shows the decision, not the model's old label."""
+    from pipeline.queue import Decision, decide, list_queue, open_queue, window_table
+
+    outputs, db = tmp_path / "outputs", _db(tmp_path)
+    assert runner.invoke(app, ["run", str(raw_window), "--out", str(outputs / "R6-a"), "--window", "R6-a", "--model-dir", str(tiny_model_dir), *db]).exit_code == 0
+    engine = open_queue(db[1])
+    table = window_table(engine, "R6-a").set_index("opinion_id")
+    model = table["category"]
+    human = "PRECONDITION" if model["10"] != "PRECONDITION" else "ABSTRACT"  # 本市の保守契約: corrected by a person
+    decide(engine, domain, "R6-a", "10", "佐藤", Decision(category=human), seen=table.loc["10", "read_code"])
+    assert list_queue(engine, "R6-a", "decided")["opinion_id"].tolist() == ["10"]
+    res = runner.invoke(app, ["run", str(raw_window), "--out", str(outputs / "R7-b"), "--window", "R7-b", "--model-dir", str(tiny_model_dir), *db])
+    assert res.exit_code == 0, res.output
+    ops = pd.read_csv(outputs / "R7-b" / "opinions.csv", dtype=str, keep_default_na=False).set_index("opinion_id")
+    assert ops.loc["10", "prior_opinion_id"] == "10" and ops.loc["10", "prior_category"] == human
+    others = ops.index[ops.index != "10"]
+    assert ops.loc[others, "prior_category"].tolist() == model.reindex(ops.loc[others, "prior_opinion_id"]).tolist()  # undecided: the model's label
 
 
 def test_bad_file_stops_with_its_name(tmp_path, tiny_model_dir):
@@ -55,7 +89,7 @@ def test_bad_file_stops_with_its_name(tmp_path, tiny_model_dir):
     d.mkdir()
     write_csv(d / "ok.csv", ["意見"], [("意見です。",)])
     write_csv(d / "bad.csv", ["団体名", "備考"], [("A市", "x")])
-    res = runner.invoke(app, ["run", str(d), "--out", str(tmp_path / "o"), "--model-dir", str(tiny_model_dir)])
+    res = runner.invoke(app, ["run", str(d), "--out", str(tmp_path / "o"), "--model-dir", str(tiny_model_dir), *_db(tmp_path)])
     assert res.exit_code == 2 and "bad.csv" in res.output and not (tmp_path / "o" / "opinions.csv").exists()
 
 

@@ -6,7 +6,22 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from pipeline.queue import ConflictError, Decision, QueueError, audit, decide, harvest, list_queue, open_queue, sync_window, window_table
+from pipeline.queue import (
+    EVIDENCE_FIELDS,
+    MIGRATIONS,
+    ConflictError,
+    Decision,
+    QueueError,
+    audit,
+    decide,
+    decided_labels,
+    harvest,
+    list_queue,
+    open_queue,
+    sync_window,
+    window_info,
+    window_table,
+)
 
 W = "R7-policy-test"
 
@@ -118,7 +133,7 @@ def test_harvest_gives_valid_training_rows(engine, domain):
     rows = harvest(engine, W)
     validate(rows, domain)
     assert rows["opinion_id"].tolist() == [f"{W}:1", f"{W}:2", f"{W}:4"] and set(rows["split"]) == {"train"}
-    assert rows["dup_group"].tolist()[:2] == [f"{W}:G1"] * 2
+    assert rows["dup_group"].tolist()[:2] == [f"{W}:rep:1"] * 2  # the group's key (no dedupe key in this frame: its representative)
 
 
 def test_locked_sqlite_database_gives_a_clear_message(tmp_path, domain):
@@ -141,7 +156,7 @@ def test_migrations_are_idempotent(tmp_path):
     open_queue(url)
     eng = open_queue(url)  # second open: no error, schema at head
     with eng.connect() as c:
-        assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0001"
+        assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0002"
 
 
 def test_group_decision_skips_opinions_that_left_the_window(engine, domain):
@@ -174,3 +189,281 @@ def test_times_are_shown_in_japan_time():
 
     assert jst(pd.Timestamp("2026-11-22 01:30")) == "2026-11-22 10:30"
     assert jst(pd.Timestamp("2026-11-22 01:30", tz="UTC")) == "2026-11-22 10:30"
+
+
+# --------------------------------------------------------------------------- group identity (issue 9, item 5)
+
+
+def _dedupe(rows, params):
+    from pipeline.dedupe import group_duplicates
+    from pipeline.normalize import normalise
+
+    frame = pd.DataFrame(rows, columns=["opinion_id", "body", "text"]).assign(reason="")
+    return group_duplicates(normalise(frame), params.dedupe).set_index("opinion_id")
+
+
+SAME = "入札参加資格の審査項目が団体ごとに異なるため、共通化と併せて標準項目を示してほしい。"
+OTHER = "ガバメントクラウドへの移行経費について財政支援を拡充されたい。"
+
+
+def test_group_key_survives_a_rerun_with_a_copy_withdrawn_or_added(params):
+    full = _dedupe([("1", "A市", SAME), ("2", "B町", SAME), ("3", "C村", SAME.replace("、", "")), ("4", "D県", OTHER)], params)
+    key = full.loc["1", "dup_key"]
+    assert full.loc[["1", "2", "3"], "dup_key"].tolist() == [key] * 3 and full.loc["4", "dup_key"] != key
+    withdrawn = _dedupe([("2", "B町", SAME), ("3", "C村", SAME.replace("、", "")), ("4", "D県", OTHER)], params)  # the representative's copy left
+    assert withdrawn.loc["2", "dup_representative"] != full.loc["2", "dup_representative"]
+    assert withdrawn.loc["2", "dup_key"] == key and withdrawn.loc["4", "dup_key"] == full.loc["4", "dup_key"]
+    added = _dedupe([("0", "E市", "本市の保守契約が令和9年まで残るため移行できない。"), ("1", "A市", SAME), ("2", "B町", SAME), ("4", "D県", OTHER)], params)
+    assert added.loc["1", "dup_group"] != full.loc["1", "dup_group"]  # numbers moved ...
+    assert added.loc["1", "dup_key"] == key and added.loc["4", "dup_key"] == full.loc["4", "dup_key"]  # ... keys did not
+    empty = _dedupe([("1", "A市", ""), ("2", "B町", ""), ("3", "C村", SAME)], params)
+    assert empty.loc["1", "dup_key"] != empty.loc["2", "dup_key"]  # two empty opinions are not one group
+
+
+def test_a_decision_on_an_opinion_that_left_stays_with_it(engine, domain):
+    """Run 1: {1,2} is G1. Run 2: 1 and 2 withdrawn, the numbers move (3 is now G1): deciding 1 must not
+    reach 3, which merely inherited the number."""
+    first = batch().assign(dup_key=["KA", "KA", "KB", "KC"])
+    sync_window(engine, W, first)
+    rerun = batch().iloc[[2, 3]].assign(dup_group=["G1", "G2"], dup_key=["KB", "KC"])
+    sync_window(engine, W, rerun)
+    assert decide(engine, domain, W, "1", "佐藤", Decision(category="SHARE")) == ["1"]
+    assert decide(engine, domain, W, "3", "佐藤", Decision(category="ORG_SPECIFIC")) == ["3"]
+    t = window_table(engine, W).set_index("opinion_id")
+    assert t.loc["2", "decision_reviewer"] is None or pd.isna(t.loc["2", "decision_reviewer"])
+
+
+def test_a_group_decision_follows_the_key_to_the_current_members(engine, domain):
+    sync_window(engine, W, batch().assign(dup_key=["KA", "KA", "KB", "KC"]))
+    grown = pd.concat([batch(), batch().iloc[[0]].assign(opinion_id="5", body="E市")], ignore_index=True)
+    grown = grown.assign(dup_group=["G2", "G2", "G1", "G3", "G2"], dup_key=["KA", "KA", "KB", "KC", "KA"], dup_count=[3, 3, 1, 1, 3])
+    sync_window(engine, W, grown)  # 5 joined the group, whose number changed
+    assert decide(engine, domain, W, "5", "佐藤", Decision(category="SHARE")) == ["1", "2", "5"]
+
+
+# --------------------------------------------------------------------------- decide what was read (item 6)
+
+
+def test_a_decision_is_made_on_the_text_that_was_read(engine, domain):
+    sync_window(engine, W, batch())
+    seen = list_queue(engine, W).set_index("opinion_id").loc["1", "read_code"]
+    assert len(seen) == 8
+    # a re-run between `queue list` and `decide`: body B corrected its copy (still in the group)
+    sync_window(engine, W, batch(texts=["共通化の費用負担を示されたい。", "共通化の費用負担を早期に示されたい！", "本町では契約が残る。", "丁寧に進めてほしい。"]))
+    with pytest.raises(ConflictError, match="確認コード"):
+        decide(engine, domain, W, "1", "佐藤", Decision(category="SHARE"), seen=seen)
+    with pytest.raises(ConflictError, match="確認コード"):
+        decide(engine, domain, W, "1", "佐藤", Decision(category="SHARE"), whole_group=False, seen=seen)
+    assert audit(engine, W).empty and window_table(engine, W)["decision_reviewer"].isna().all()
+    fresh = list_queue(engine, W).set_index("opinion_id").loc["1", "read_code"]
+    assert fresh != seen and decide(engine, domain, W, "1", "佐藤", Decision(category="SHARE"), seen=fresh) == ["1", "2"]
+    assert (window_table(engine, W).set_index("opinion_id").loc[["1", "2"], "status"] == "decided").all()
+
+
+def test_a_new_member_of_the_group_changes_what_was_read(engine, domain):
+    sync_window(engine, W, batch())
+    seen = list_queue(engine, W).set_index("opinion_id").loc["4", "read_code"]
+    joined = pd.concat([batch(), batch().iloc[[3]].assign(opinion_id="5", body="E市")], ignore_index=True).assign(dup_representative=["1", "1", "3", "4", "4"])
+    sync_window(engine, W, joined)
+    with pytest.raises(ConflictError, match="同旨グループ"):
+        decide(engine, domain, W, "4", "佐藤", Decision(category="ABSTRACT"), seen=seen)
+    assert audit(engine, W).empty
+
+
+# --------------------------------------------------------------------------- window kind (item 8) and evidence columns
+
+
+def test_window_kind_is_stored_never_guessed(engine):
+    import pipeline.queue as q
+
+    assert not hasattr(q, "window_kind")  # no guessing from the window's name
+    sync_window(engine, "R7-方針案", batch(), kind="policy-draft")
+    assert window_info(engine, "R7-方針案")["kind"] == "policy-draft"
+    sync_window(engine, "R7-方針案", batch())  # kind=None: the stored kind stays
+    assert window_info(engine, "R7-方針案")["kind"] == "policy-draft" and window_info(engine, "R7-方針案")["runs"] == 2
+    sync_window(engine, W, batch())  # "policy" in the name means nothing
+    assert window_info(engine, W)["kind"] == "candidate-list"
+    sync_window(engine, W, batch(), kind="policy")  # the value 0001 wrote is still understood
+    assert window_info(engine, W)["kind"] == "policy-draft"
+    with pytest.raises(QueueError, match="candidate-list"):
+        sync_window(engine, W, batch(), kind="方針")
+    with pytest.raises(QueueError, match="キューにありません"):
+        window_info(engine, "R9-none")
+
+
+def test_evidence_columns_are_stored_per_opinion(engine):
+    ev = {"resolved_by": "方針案.md#2 検討の方向性#1", "resolved_quote": "標準化を検討する", "addressed_suggestion": "記載なし", "nearest_passage": "方針案.md#3#2", "nearest_quote": "費用負担は今後", "prediction_set": "SHARE|RESOLVED"}
+    sync_window(engine, W, batch().assign(**ev, dup_key=["KA", "KA", "KB", "KC"]))
+    t = window_table(engine, W).set_index("opinion_id")
+    assert t.loc["1", list(EVIDENCE_FIELDS)].tolist() == list(ev.values()) and t.loc["3", "dup_key"] == "KB"
+    sync_window(engine, W, batch())  # a frame without them: empty, not stale values
+    t = window_table(engine, W).set_index("opinion_id")
+    assert (t[list(EVIDENCE_FIELDS)] == "").all().all() and t.loc["3", "dup_key"] == "rep:3"
+
+
+def test_a_0001_database_is_upgraded(db_url, domain):
+    """A queue created before revision 0002: kinds mapped to DOMAIN.md's values, present rows keep
+    their group (numbers of one run agree), an absent row is in no current group, evidence empty."""
+    from alembic import command
+    from alembic.config import Config
+
+    eng = sa.create_engine(db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    ts = pd.Timestamp("2026-11-22", tz="UTC").to_pydatetime()
+    with eng.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        windows = sa.table("windows", *(sa.column(c) for c in ("window", "kind", "created_at", "last_run_at", "runs")))
+        conn.execute(windows.insert(), [{"window": "R7-policy", "kind": "policy", "created_at": ts, "last_run_at": ts, "runs": 2}, {"window": "R6-x", "kind": "candidates", "created_at": ts, "last_run_at": ts, "runs": 1}])
+        items = sa.table("items", *(sa.column(c) for c in ("window", "opinion_id", "text", "text_hash", "dup_group", "category", "candidate_id", "present", "row_order", "updated_at")))
+        rows = [("1", "G1", True), ("2", "G1", True), ("9", "G1", False), ("3", "G2", True)]
+        conn.execute(items.insert(), [{"window": "R7-policy", "opinion_id": o, "text": "x", "text_hash": "h" + o, "dup_group": g, "category": "SHARE", "candidate_id": "C00", "present": p, "row_order": i, "updated_at": ts} for i, (o, g, p) in enumerate(rows)])
+    eng.dispose()
+    engine = open_queue(db_url)
+    try:
+        assert window_info(engine, "R7-policy")["kind"] == "policy-draft" and window_info(engine, "R6-x")["kind"] == "candidate-list"
+        t = window_table(engine, "R7-policy").set_index("opinion_id")
+        assert (t[list(EVIDENCE_FIELDS)] == "").all().all()
+        assert decide(engine, domain, "R7-policy", "9", "佐藤", Decision(category="SHARE")) == ["9"]
+        assert decide(engine, domain, "R7-policy", "1", "佐藤", Decision(category="SHARE")) == ["1", "2"]
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- real concurrency (item 7)
+
+
+def _decide_in_another_process(db_url, opinion_id, reviewer, seen, extra, barrier, results):
+    """Child process: the real CLI, started together with another; the first write to ``decisions`` is
+    delayed so that both have read before either writes (the race a lock must close)."""
+    import time
+
+    import sqlalchemy as sa
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    paused = []
+
+    @sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
+    def _pause(conn, cursor, statement, parameters, context, executemany):
+        if not paused and statement.lstrip().upper().startswith(("INSERT INTO DECISIONS", "UPDATE DECISIONS")):
+            paused.append(1)
+            time.sleep(0.6)
+
+    barrier.wait(timeout=120)
+    res = CliRunner().invoke(app, ["queue", "decide", opinion_id, "--window", W, "--reviewer", reviewer, "--category", "SHARE", "--note", reviewer, "--seen", seen, "--db", db_url, *extra])
+    results.put((reviewer, res.exit_code, res.output))
+
+
+def _race(db_url, contenders):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")  # fresh interpreters: no connection inherited from this one
+    barrier, results = ctx.Barrier(len(contenders)), ctx.Queue()
+    procs = [ctx.Process(target=_decide_in_another_process, args=(db_url, *c, barrier, results)) for c in contenders]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=180) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return {reviewer: (code, output) for reviewer, code, output in out}
+
+
+def test_two_processes_deciding_one_group_at_once(engine, db_url):
+    sync_window(engine, W, batch())
+    seen = list_queue(engine, W).set_index("opinion_id").loc["1", "read_code"]
+    # round 1: two first decisions (inserts), on two members of the same group
+    res = _race(db_url, [("1", "佐藤", seen, []), ("2", "鈴木", seen, [])])
+    codes = sorted(code for code, _ in res.values())
+    assert codes == [0, 2], res
+    winner = next(r for r, (code, _) in res.items() if code == 0)
+    loser_output = next(out for code, out in res.values() if code == 2)
+    assert winner in loser_output and "変更は行っていません" in loser_output, loser_output
+    t = window_table(engine, W).set_index("opinion_id")
+    assert t.loc[["1", "2"], "decision_reviewer"].tolist() == [winner] * 2 and t.loc[["1", "2"], "decision_note"].tolist() == [winner] * 2
+    assert t.loc[["1", "2"], "decision_version"].tolist() == [1, 1] and set(audit(engine, W)["reviewer"]) == {winner}
+    # round 2: two updates over version 1 (each says so and may overwrite): still one wins, whole
+    res = _race(db_url, [("1", "田中", seen, ["--expect-version", "1", "--overwrite"]), ("2", "高橋", seen, ["--expect-version", "1", "--overwrite"])])
+    assert sorted(code for code, _ in res.values()) == [0, 2], res
+    winner = next(r for r, (code, _) in res.items() if code == 0)
+    assert "更新されています" in next(out for code, out in res.values() if code == 2)
+    t = window_table(engine, W).set_index("opinion_id")
+    assert t.loc[["1", "2"], "decision_reviewer"].tolist() == [winner] * 2 and t.loc[["1", "2"], "decision_version"].tolist() == [2, 2]
+    log = audit(engine, W)
+    assert set(log["reviewer"]) == {next(iter(set(log["reviewer"]) - {"田中", "高橋"})), winner}
+
+
+# --------------------------------------------------------------------------- the prior link and harvesting (items 9, 10, 14)
+
+
+def test_decided_labels_are_the_human_decisions_on_the_current_text(engine, domain):
+    sync_window(engine, W, batch())
+    decide(engine, domain, W, "1", "佐藤", Decision(category="RESOLVED"))
+    decide(engine, domain, W, "3", "佐藤", Decision(category="SHARE"))
+    sync_window(engine, W, batch(texts=["共通化の費用負担を示されたい。", "共通化の費用負担を示されたい！", "本町では契約が令和9年まで残る。", "丁寧に進めてほしい。"]))  # 3 changed: stale
+    got = decided_labels(engine, [W])
+    assert got[["opinion_id", "category", "reviewer"]].values.tolist() == [["1", "RESOLVED", "佐藤"], ["2", "RESOLVED", "佐藤"]]
+    assert decided_labels(engine, ["R1-none"]).empty and len(decided_labels(engine)) == 2
+
+
+def test_harvested_rows_keep_no_contacts(engine, domain):
+    texts = [
+        "共通化の費用負担を示されたい。\n担当：情報政策課 佐藤花子 TEL 098-866-2200",
+        "共通化の費用負担を示されたい！（問い合わせ先 taro.sato@city.example.lg.jp）",
+        "本町では契約が残る。",
+        "丁寧に進めてほしい。",
+    ]
+    sync_window(engine, W, batch(texts=texts).assign(reason=["", "担当者の事務負担が増えるため。内線 1234", "", ""]))
+    decide(engine, domain, W, "1", "佐藤", Decision(category="SHARE"))
+    rows = harvest(engine, W).set_index("opinion_id")
+    joined = "\n".join(rows["text"].tolist() + rows["reason"].tolist())
+    for leaked in ("098-866-2200", "taro.sato", "花子", "1234"):
+        assert leaked not in joined, joined
+    assert rows.loc[f"{W}:1", "text"] == "共通化の費用負担を示されたい。"
+    assert rows.loc[f"{W}:2", "reason"].startswith("担当者の事務負担が増えるため。")  # an opinion about 担当者 stays
+
+
+def test_harvested_rows_are_not_committed_by_accident():
+    import subprocess
+
+    from pipeline import paths
+
+    if not (paths.PROJECT_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    res = subprocess.run(["git", "check-ignore", "-q", "data/labeled/harvested/R7-sample.csv"], cwd=paths.PROJECT_ROOT)
+    assert res.returncode == 0, "data/labeled/harvested/ must be git-ignored"
+
+
+def test_training_refuses_harvested_dev_texts(tmp_path, domain, labeled):
+    """The bundled sample window is made of dev texts: harvesting it must not feed dev into training."""
+    from pipeline.labeled import load_training_corpus, split
+
+    dev = split(labeled, "dev").iloc[:2]
+    rows = pd.DataFrame(
+        {
+            "opinion_id": ["R7-sample:1", "R7-sample:2", "R7-sample:3"],
+            "window": "R7-sample",
+            "body": [dev["body"].iloc[0], dev["body"].iloc[1], "A市"],
+            "prefecture": "",
+            "stated_candidate": "",
+            # the first as the sample carries it, the second re-typed in full width with other punctuation
+            "text": [dev["text"].iloc[0], dev["text"].iloc[1].replace("、", "，").replace("。", "．") + "\n担当：情報政策課", "独自の新しい意見として、入札参加資格の申請様式の統一を求める。"],
+            "reason": "",
+            "candidate_id": "C01",
+            "category": "SHARE",
+            "dup_group": "",
+            "note": "",
+            "writer": "review:R7-sample",
+            "split": "train",
+        }
+    )
+    harvested = tmp_path / "harvested"
+    harvested.mkdir()
+    rows.to_csv(harvested / "R7-sample.csv", index=False)
+    with pytest.warns(UserWarning, match="2 件は評価用"):
+        corpus = load_training_corpus(harvested=harvested, domain=domain)
+    assert corpus.attrs["refused_dev_rows"] == 2
+    assert corpus["opinion_id"].str.startswith("R7-sample:").sum() == 1 and len(corpus) == len(labeled) + 1

@@ -1,6 +1,8 @@
 """The issue's acceptance flow through the real CLI, on SQLite and PostgreSQL:
-run → decide (CLI and notebook API) → re-run with a corrected file and a retrained model → export."""
+run → list → decide what was listed (CLI and notebook API) → re-run with a corrected file and a retrained
+model → export."""
 
+import re
 from dataclasses import replace
 
 import pandas as pd
@@ -10,7 +12,7 @@ from typer.testing import CliRunner
 from pipeline.classify import save_model
 from pipeline.cli import app
 from pipeline.labeled import split
-from pipeline.queue import Decision, decide, list_queue, open_queue, window_table
+from pipeline.queue import Decision, audit, decide, list_queue, open_queue, window_info, window_table
 from pipeline.train import fit_opinion_model
 from tests.conftest import write_csv
 
@@ -18,8 +20,10 @@ runner = CliRunner()
 HEADER = ["番号", "団体名", "都道府県", "対象", "意見", "理由"]
 
 
-def _window(folder, changed: bool = False):
+def _window(folder, changed: bool = False, kind: str | None = None):
     folder.mkdir(parents=True, exist_ok=True)
+    if kind:
+        (folder / "window.yaml").write_text(f"kind: {kind}\n", encoding="utf-8")
     text2 = "本町では令和10年3月まで現行システムの保守契約があるため、それまでは移行できない。"
     if changed:
         text2 = "本町では令和11年3月まで現行システムの保守契約があるため、それまでは移行できない。"
@@ -33,18 +37,31 @@ def _window(folder, changed: bool = False):
     return folder
 
 
+def listed(output: str) -> dict[str, tuple[str, str]]:
+    """opinion id → (確認コード, 版) as `queue list` prints them: what a reviewer passes back."""
+    return {m[0]: (m[1], m[2]) for m in re.findall(r"\] (\S+)  確認コード ([0-9a-f]{8})  版 v(\d+)", output)}
+
+
+W = "R8-方針案"  # a policy-draft window whose name says nothing a program could guess from
+
+
 def test_decisions_survive_rerun_retrain_and_reach_the_export(tmp_path, db_url, tiny_model_dir, labeled, domain, params):
-    raw = _window(tmp_path / "raw" / "R8-policy")
+    raw = _window(tmp_path / "raw" / W, kind="policy-draft")
     out = tmp_path / "out"
     base = ["--out", str(out), "--db", db_url]
     res = runner.invoke(app, ["run", str(raw), "--model-dir", str(tiny_model_dir), *base])
     assert res.exit_code == 0, res.output
-
-    # a CLI decision on the duplicate pair, a notebook-API decision on the contract opinion
-    res = runner.invoke(app, ["queue", "decide", "1", "--window", "R8-policy", "--reviewer", "佐藤", "--category", "SHARE", "--addressed", "no", "--revision", "標準項目を追記", "--db", db_url])
-    assert res.exit_code == 0 and "1, 4" in res.output, res.output
     engine = open_queue(db_url)
-    decide(engine, domain, "R8-policy", "2", "鈴木", Decision(category="ORG_SPECIFIC"), expected_version=0)
+    assert window_info(engine, W)["kind"] == "policy-draft"
+
+    # a CLI decision on the duplicate pair, on what `queue list` showed; a notebook-API decision on the contract opinion
+    res = runner.invoke(app, ["queue", "list", "--window", W, "--all", "--db", db_url])  # --all: whatever the tiny model queued
+    assert res.exit_code == 0 and "確認コード" in res.output, res.output
+    code, version = listed(res.output)["1"]
+    res = runner.invoke(app, ["queue", "decide", "1", "--window", W, "--reviewer", "佐藤", "--category", "SHARE", "--addressed", "no", "--revision", "標準項目を追記", "--seen", code, "--expect-version", version, "--db", db_url])
+    assert res.exit_code == 0 and "1, 4" in res.output, res.output
+    row = list_queue(engine, W, everything=True).set_index("opinion_id").loc["2"]
+    decide(engine, domain, W, "2", "鈴木", Decision(category="ORG_SPECIFIC"), expected_version=int(row["decision_version"]), seen=row["read_code"])
 
     # corrected file (opinion 2 changed) and a retrained model
     _window(raw, changed=True)
@@ -55,13 +72,14 @@ def test_decisions_survive_rerun_retrain_and_reach_the_export(tmp_path, db_url, 
     res = runner.invoke(app, ["run", str(raw), "--model-dir", str(retrained), *base])
     assert res.exit_code == 0 and "人の判断は変更していません" in res.output, res.output
 
-    t = window_table(engine, "R8-policy").set_index("opinion_id")
+    t = window_table(engine, W).set_index("opinion_id")
     assert t.loc[["1", "4"], "decision_category"].tolist() == ["SHARE", "SHARE"] and set(t.loc[["1", "4"], "status"]) == {"decided"}
     assert t.loc["2", "decision_category"] == "ORG_SPECIFIC" and t.loc["2", "status"] == "stale"
-    res = runner.invoke(app, ["queue", "list", "--window", "R8-policy", "--status", "stale", "--db", db_url])
+    res = runner.invoke(app, ["queue", "list", "--window", W, "--status", "stale", "--db", db_url])
     assert res.exit_code == 0 and "1 件" in res.output and "要再確認" in res.output
+    assert window_info(engine, W)["kind"] == "policy-draft"  # still: window.yaml says so on every run
 
-    res = runner.invoke(app, ["export", "--window", "R8-policy", "--out", str(out), "--db", db_url])
+    res = runner.invoke(app, ["export", "--window", W, "--out", str(out), "--db", db_url])
     assert res.exit_code == 0, res.output
     exp = pd.read_csv(out / "wt_export.csv", dtype=str, keep_default_na=False, encoding="utf-8-sig")
     pair = exp[exp["代表意見ID"].isin(["1", "4"])].iloc[0]
@@ -77,12 +95,38 @@ def test_bad_queue_commands_change_nothing(tmp_path, db_url, tiny_model_dir):
     raw = _window(tmp_path / "raw" / "R8-policy")
     assert runner.invoke(app, ["run", str(raw), "--model-dir", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--db", db_url]).exit_code == 0
     for args, msg in [
-        (["queue", "decide", "1", "--window", "R9-none", "--reviewer", "x", "--category", "SHARE"], "キューにありません"),
-        (["queue", "decide", "99", "--window", "R8-policy", "--reviewer", "x", "--category", "SHARE"], "ありません"),
-        (["queue", "decide", "1", "--window", "R8-policy", "--reviewer", "x", "--category", "共有"], "不正"),
+        (["queue", "decide", "1", "--window", "R9-none", "--reviewer", "x", "--category", "SHARE", "--seen", "00000000"], "キューにありません"),
+        (["queue", "decide", "99", "--window", "R8-policy", "--reviewer", "x", "--category", "SHARE", "--seen", "00000000"], "ありません"),
+        (["queue", "decide", "1", "--window", "R8-policy", "--reviewer", "x", "--category", "共有", "--seen", "00000000"], "不正"),
+        (["queue", "decide", "1", "--window", "R8-policy", "--reviewer", "x", "--category", "SHARE", "--seen", "00000000"], "確認コード"),
         (["queue", "list", "--window", "R8-policy", "--status", "done"], "status"),
         (["export", "--window", "R9-none"], "キューにありません"),
     ]:
         res = runner.invoke(app, [*args, "--db", db_url])
         assert res.exit_code == 2 and msg in res.output, (args, res.output)
     assert (list_queue(open_queue(db_url), "R8-policy")["status"] == "pending").all()
+
+
+def test_a_decision_needs_what_the_reviewer_read(tmp_path, db_url, tiny_model_dir):
+    """`queue decide` without the 確認コード, or with one from before a re-run, stops and writes nothing."""
+    raw = _window(tmp_path / "raw" / "R8-policy")  # no window.yaml: a candidate-list window, whatever its name
+    # an opinion left blank with only a reason: ingest flags it, so it is listed whatever the model says
+    write_csv(raw / "b.csv", HEADER, [("5", "E村", "A県", "", "", "理由のみ記載")])
+    base = ["--model-dir", str(tiny_model_dir), "--out", str(tmp_path / "o"), "--db", db_url]
+    assert runner.invoke(app, ["run", str(raw), *base]).exit_code == 0
+    engine = open_queue(db_url)
+    assert window_info(engine, "R8-policy")["kind"] == "candidate-list"
+    listing = runner.invoke(app, ["queue", "list", "--window", "R8-policy", "--db", db_url]).output
+    code, _ = listed(listing)["5"]
+    decide_5 = ["queue", "decide", "5", "--window", "R8-policy", "--reviewer", "佐藤", "--category", "UNCLEAR_BASIS", "--db", db_url]
+    res = runner.invoke(app, decide_5)
+    assert res.exit_code == 2 and "確認コード" in res.output and "変更は行っていません" in res.output, res.output
+    write_csv(raw / "b.csv", HEADER, [("5", "E村", "A県", "", "", "理由のみ記載（訂正版）")])  # corrected, re-run after the listing
+    assert runner.invoke(app, ["run", str(raw), *base]).exit_code == 0
+    res = runner.invoke(app, [*decide_5, "--seen", code])
+    assert res.exit_code == 2 and "確認コード" in res.output and "読み直し" in res.output, res.output
+    assert audit(engine, "R8-policy").empty
+    fresh, _ = listed(runner.invoke(app, ["queue", "list", "--window", "R8-policy", "--db", db_url]).output)["5"]
+    assert fresh != code
+    res = runner.invoke(app, [*decide_5, "--seen", fresh])
+    assert res.exit_code == 0 and "（1 件: 5）" in res.output, res.output
