@@ -44,6 +44,7 @@ EXTRA_COLUMNS = (
     "candidate_reason",
     "review_reasons",
     "dup_bodies",
+    "dup_key",
     "dup_similarity",
     "prior_window",
     "prior_opinion_id",
@@ -113,9 +114,11 @@ def process_window(ingested: IngestResult, params: Params, classify: Classifier,
     return WindowResult(opinions=frame, problems=ingested.problems, timings=timings)
 
 
-def load_prior_windows(outputs_root: Path, window: str) -> pd.DataFrame:
+def load_prior_windows(outputs_root: Path, window: str, decisions: pd.DataFrame | None = None) -> pd.DataFrame:
     """Rows of earlier windows' ``opinions.csv`` under ``outputs_root``: windows whose id sorts before
-    this one (window ids start with the era year, R6 < R7 < R8)."""
+    this one (window ids start with the era year, R6 < R7 < R8). ``decisions`` (queue.decided_labels:
+    window, opinion_id, category) are the reviewers' decisions: where an earlier opinion has one, its
+    category is the human decision, not the model's old label (``category_source`` says which)."""
     from pipeline.normalize import dedupe_key
 
     frames = []
@@ -127,7 +130,18 @@ def load_prior_windows(outputs_root: Path, window: str) -> pd.DataFrame:
             df = pd.read_csv(f, dtype=str, keep_default_na=False)
             df["dedupe_key"] = [dedupe_key(t, b) for t, b in zip(df["text"], df["body"])]
             frames.append(df[["window", "opinion_id", "category", "dedupe_key"]])
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["window", "opinion_id", "category", "dedupe_key"])
+    if not frames:
+        return pd.DataFrame(columns=["window", "opinion_id", "category", "dedupe_key", "category_source"])
+    prior = pd.concat(frames, ignore_index=True)
+    prior["category_source"] = "model"
+    if decisions is not None and len(decisions):
+        human = decisions[["window", "opinion_id", "category"]].astype(str).drop_duplicates(["window", "opinion_id"]).rename(columns={"category": "human_category"})
+        prior = prior.merge(human, on=["window", "opinion_id"], how="left")  # keys unique: rows and order kept
+        has = prior["human_category"].notna() & (prior["human_category"] != "")
+        prior.loc[has, "category"] = prior.loc[has, "human_category"]
+        prior.loc[has, "category_source"] = "human"
+        prior = prior.drop(columns="human_category")
+    return prior
 
 
 def _window_sort_key(window: str) -> tuple:
@@ -163,12 +177,15 @@ def write_outputs(result: WindowResult, out_dir: Path, manifest: dict) -> dict[s
     return files
 
 
-def run_window(raw_dir: Path, window: str, out_dir: Path, domain: Domain, params: Params, classify: Classifier, model_info: dict) -> tuple[WindowResult, dict[str, Path]]:
-    """Edge: read a raw window folder, run the core, write the window's outputs."""
+def run_window(
+    raw_dir: Path, window: str, out_dir: Path, domain: Domain, params: Params, classify: Classifier, model_info: dict, prior_decisions: pd.DataFrame | None = None
+) -> tuple[WindowResult, dict[str, Path]]:
+    """Edge: read a raw window folder, run the core, write the window's outputs. ``prior_decisions``
+    (queue.decided_labels) make the link to earlier windows carry the reviewers' decisions."""
     t0 = time.perf_counter()
     ingested = ingest_window(raw_dir, window, domain, params.ingest)
     timings = {"ingest": time.perf_counter() - t0}
-    prior = load_prior_windows(out_dir.parent, window)
+    prior = load_prior_windows(out_dir.parent, window, prior_decisions)
     result = process_window(ingested, params, classify, prior)
     timings.update(result.timings)
     ops = result.opinions

@@ -238,19 +238,26 @@ def run(
         res["model_version"] = f"{model.meta.get('data_version', '')}@{str(model.meta.get('git_sha', ''))[:8]}"
         return res
 
+    from pipeline.config import database_url
+    from pipeline.queue import QueueError, decided_labels, open_queue
+
+    try:  # the reviewers' decisions of earlier windows: the prior-window link carries them
+        queue = open_queue(database_url(db))
+        prior_decisions = decided_labels(queue)
+    except QueueError as e:
+        _err(f"確認キューを開けません（過去の照会回の人の判断を読むために必要です）。何も書いていません: {e}")
     try:
-        result, files = run_window(raw_dir, window, out, domain, params, classify, model_info)
+        result, files = run_window(raw_dir, window, out, domain, params, classify, model_info, prior_decisions=prior_decisions)
     except IngestError as e:
         _err("取り込みを中止しました。次のファイルを確認してください:\n" + "\n".join(str(p) for p in e.problems))
     for p in result.problems:
         typer.echo(str(p), err=True)
     ops = result.opinions
     from pipeline.batch import output_frame
-    from pipeline.config import database_url
-    from pipeline.queue import QueueError, open_queue, sync_window
+    from pipeline.queue import sync_window
 
     try:
-        synced = sync_window(open_queue(database_url(db)), window, output_frame(ops))
+        synced = sync_window(queue, window, output_frame(ops))
     except QueueError as e:
         _err(f"{files['opinions']} は書きましたが、確認キューへの反映に失敗しました: {e}")
     typer.echo(f"確認キュー: 新規 {synced['inserted']}、更新 {synced['updated']}（人の判断は変更していません）" + (f"、今回の入力にない意見 {synced['missing_now']}" if synced["missing_now"] else ""))
