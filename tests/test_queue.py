@@ -467,3 +467,23 @@ def test_training_refuses_harvested_dev_texts(tmp_path, domain, labeled):
         corpus = load_training_corpus(harvested=harvested, domain=domain)
     assert corpus.attrs["refused_dev_rows"] == 2
     assert corpus["opinion_id"].str.startswith("R7-sample:").sum() == 1 and len(corpus) == len(labeled) + 1
+
+
+def test_harvest_command_says_how_many_rows_are_dev_texts(tmp_path, domain, labeled):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.labeled import split
+
+    dev = split(labeled, "dev").iloc[0]
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    engine = open_queue(url)
+    frame = batch(texts=[dev["text"] + "\n担当：情報政策課 佐藤 TEL 098-866-2200", "共通化の費用負担を示されたい！", "本町では契約が残る。", "丁寧に進めてほしい。"])
+    sync_window(engine, W, frame.assign(body=[dev["body"], "B町", "C村", "D県"], dup_group=["G1", "G2", "G3", "G4"], dup_representative=["1", "2", "3", "4"]))
+    decide(engine, domain, W, "1", "佐藤", Decision(category="SHARE"))
+    decide(engine, domain, W, "2", "佐藤", Decision(category="SHARE"))
+    out = tmp_path / "harvested" / f"{W}.csv"
+    res = CliRunner().invoke(app, ["queue", "harvest", "--window", W, "--out", str(out), "--db", url])
+    assert res.exit_code == 0 and "2 件" in res.output and "1 件は評価用（dev 分割）" in res.output, res.output
+    written = out.read_text(encoding="utf-8")
+    assert "098-866-2200" not in written and "佐藤 TEL" not in written
