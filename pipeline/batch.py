@@ -189,19 +189,80 @@ def run_window(
     result = process_window(ingested, params, classify, prior)
     timings.update(result.timings)
     ops = result.opinions
-    manifest = {
+    record = {
         "window": window,
         "raw_dir": str(raw_dir),
-        "files": sorted(ops["source_file"].unique().tolist()) if len(ops) else [],
         "rows_in": int(len(ingested.opinions)),
+        "prior_windows": prior_window_ids(prior),
+        "model": model_info,
+        "timings_s": timings,
+    }
+    files = write_outputs(result, out_dir, window_manifest(ops, result.problems, record))
+    return WindowResult(ops, result.problems, timings), files
+
+
+def prior_window_ids(prior: pd.DataFrame) -> list[str]:
+    return sorted(prior["window"].unique().tolist()) if len(prior) else []
+
+
+def window_manifest(ops: pd.DataFrame, problems: tuple[Problem, ...], record: dict) -> dict:
+    """run_manifest.json, for ``opinions run`` and for the DVC stages alike. ``record`` holds what the
+    stages learnt on the way: window, raw_dir, rows_in, prior_windows, model, context (the window's kind
+    and documents, ``WindowContext.manifest``) and timings_s (seconds per stage)."""
+    return {
+        "window": record.get("window"),
+        "raw_dir": record.get("raw_dir"),
+        "files": sorted(ops["source_file"].unique().tolist()) if len(ops) else [],
+        "rows_in": record.get("rows_in"),
         "rows_out": int(len(ops)),
         "duplicate_groups": int((ops.groupby("dup_group").size() > 1).sum()) if len(ops) else 0,
         "needs_review": int(ops["needs_review"].astype(bool).sum()) if len(ops) else 0,
-        "problems": len(result.problems),
-        "prior_windows": sorted(prior["window"].unique().tolist()) if len(prior) else [],
-        "model": model_info,
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "problems": len(problems),
+        "prior_windows": record.get("prior_windows", []),
+        "model": record.get("model"),
+        **record.get("context", {}),
+        "timings_s": {k: round(v, 3) for k, v in record.get("timings_s", {}).items()},
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    files = write_outputs(result, out_dir, manifest)
-    return WindowResult(ops, result.problems, timings), files
+
+
+# --------------------------------------------------------------------------- the DVC stages' files
+# Each stage of `opinions stage …` writes a parquet file that carries, in its metadata, the run record
+# so far (the ingest problems, rows in, prior windows, model, window context, timings), so that the last
+# stage writes the same opinions.csv, ingest_report.csv and run_manifest.json as `opinions run`.
+
+RUN_RECORD_KEY = b"opinions_run_record"
+
+
+def write_stage_frame(frame: pd.DataFrame, path: Path, record: dict) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = dict(table.schema.metadata or {})
+    meta[RUN_RECORD_KEY] = json.dumps(record, ensure_ascii=False).encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.replace_schema_metadata(meta), path)
+
+
+def read_stage_frame(path: Path) -> tuple[pd.DataFrame, dict]:
+    """A stage file and its run record (empty for a parquet file written by something else)."""
+    import pyarrow.parquet as pq
+
+    raw = (pq.read_schema(path).metadata or {}).get(RUN_RECORD_KEY)
+    return pd.read_parquet(path), (json.loads(raw.decode("utf-8")) if raw else {})
+
+
+def problems_record(problems: tuple[Problem, ...]) -> list[dict]:
+    return [{"file": p.file, "row": p.row, "level": p.level, "message": p.message} for p in problems]
+
+
+def problems_from_record(record: dict) -> tuple[Problem, ...]:
+    return tuple(Problem(p["file"], p["row"], p["level"], p["message"]) for p in record.get("problems", []))
+
+
+def write_stage_outputs(frame: pd.DataFrame, record: dict, out_dir: Path) -> dict[str, Path]:
+    """The last DVC stage: the window's output folder, written by the same function as `opinions run`."""
+    problems = problems_from_record(record)
+    result = WindowResult(frame, problems, record.get("timings_s", {}))
+    return write_outputs(result, out_dir, window_manifest(frame, problems, record))

@@ -180,7 +180,7 @@ def ablate(
     out: Path = typer.Option(paths.METRICS / "ablation.csv", "--out"),
     sets: str = typer.Option("char;char,word;char,word,cues;char,word,cues,emb;emb;char,cues,emb", help="特徴量の組（; 区切り）"),
 ) -> None:
-    """特徴量の組ごとにモデル全体を学習し直し、dev 分割で比較する（アブレーション）。"""
+    """特徴量の組ごとにモデル全体を学習し直し、dev 分割で比較する（アブレーション）。params.yaml の組（chosen 列が true の行）は必ず含める。"""
     _setup_env()
     from pipeline.config import load_domain, load_params
     from pipeline.evaluate import ablation
@@ -188,7 +188,12 @@ def ablate(
 
     domain, params = load_domain(), load_params()
     data = load_labeled(labeled, domain)
+    chosen = tuple(params.classify.features)
+    if chosen not in [tuple(s.split(",")) for s in sets.split(";")]:
+        sets += ";" + ",".join(chosen)  # the row of the model `opinions train` trains is always there
     table = ablation(split(data, "train"), split(data, "dev"), domain, params.classify, [tuple(s.split(",")) for s in sets.split(";")])
+    table["cue_weight"] = params.classify.cue_weight
+    table["chosen"] = table["features"] == "+".join(chosen)  # the feature set of params.yaml
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     typer.echo(table.round(3).to_string(index=False))
@@ -207,6 +212,23 @@ def load_or_train(model_dir: Path):
         typer.echo(f"学習済みモデルがないため、{paths.LABELED_CSV} から学習します（初回のみ、数分かかります）…", err=True)
         train_default_model(model_dir, paths.LABELED_CSV, log_mlflow=True, quiet=True)
     return load_model(model_dir)
+
+
+def _model_info(model, model_dir: Path) -> dict:
+    """The model as recorded in run_manifest.json (by `run` and by `stage write`)."""
+    return {"dir": str(model_dir), "data_version": model.meta.get("data_version"), "git_sha": model.meta.get("git_sha"), "trained_at": model.meta.get("trained_at")}
+
+
+def _prior_decisions(db: Optional[str]):
+    """(queue, the reviewers' decisions of earlier windows): the prior-window link carries them."""
+    from pipeline.config import database_url
+    from pipeline.queue import QueueError, decided_labels, open_queue
+
+    try:
+        queue = open_queue(database_url(db))
+        return queue, decided_labels(queue)
+    except QueueError as e:
+        _err(f"確認キューを開けません（過去の照会回の人の判断を読むために必要です）。何も書いていません: {e}")
 
 
 @app.command()
@@ -231,21 +253,16 @@ def run(
         model = load_or_train(model_dir)
     except ModelFileError as e:
         _err(str(e))
-    model_info = {"dir": str(model_dir), "data_version": model.meta.get("data_version"), "git_sha": model.meta.get("git_sha"), "trained_at": model.meta.get("trained_at")}
+    model_info = _model_info(model, model_dir)
 
     def classify(frame):
         res = predict(model, frame, domain, explain=True, progress=True)
         res["model_version"] = f"{model.meta.get('data_version', '')}@{str(model.meta.get('git_sha', ''))[:8]}"
         return res
 
-    from pipeline.config import database_url
-    from pipeline.queue import QueueError, decided_labels, open_queue
+    from pipeline.queue import QueueError
 
-    try:  # the reviewers' decisions of earlier windows: the prior-window link carries them
-        queue = open_queue(database_url(db))
-        prior_decisions = decided_labels(queue)
-    except QueueError as e:
-        _err(f"確認キューを開けません（過去の照会回の人の判断を読むために必要です）。何も書いていません: {e}")
+    queue, prior_decisions = _prior_decisions(db)
     try:
         result, files = run_window(raw_dir, window, out, domain, params, classify, model_info, prior_decisions=prior_decisions)
     except IngestError as e:
@@ -275,40 +292,54 @@ app.add_typer(stage_app, name="stage")
 
 
 def _read_frame(path: Path):
-    import pandas as pd
+    """A stage's input and the run record carried so far (batch.read_stage_frame)."""
+    from pipeline.batch import read_stage_frame
 
     if not path.exists():
         _err(f"{path}: 入力ファイルがありません。前の段階を先に実行してください。")
-    return pd.read_parquet(path)
+    return read_stage_frame(path)
 
 
-def _write_frame(frame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
+def _write_frame(frame, path: Path, record: dict) -> None:
+    from pipeline.batch import write_stage_frame
+
+    write_stage_frame(frame, path, record)
     typer.echo(f"{path}: {len(frame)} 行")
 
 
 @stage_app.command("ingest")
 def stage_ingest(raw_dir: Path, out: Path = typer.Option(..., "--out"), window: Optional[str] = typer.Option(None, "--window")) -> None:
     """受信ファイルを読み込み、1 意見 1 行の表（parquet）と取込レポートを書く。"""
-    from pipeline.batch import problems_frame
+    from pipeline.batch import problems_frame, problems_record
     from pipeline.config import load_domain, load_params
     from pipeline.ingest import IngestError, ingest_window
 
+    window = window or raw_dir.resolve().name
+    t0 = time.perf_counter()
     try:
-        res = ingest_window(raw_dir, window or raw_dir.resolve().name, load_domain(), load_params().ingest)
+        res = ingest_window(raw_dir, window, load_domain(), load_params().ingest)
     except IngestError as e:
-        _err("取り込みを中止しました:\n" + "\n".join(str(p) for p in e.problems))
-    _write_frame(res.opinions, out)
+        _err("取り込みを中止しました。次のファイルを確認してください:\n" + "\n".join(str(p) for p in e.problems))
+    record = {"window": window, "raw_dir": str(raw_dir), "rows_in": int(len(res.opinions)), "problems": problems_record(res.problems), "timings_s": {"ingest": time.perf_counter() - t0}}
+    for p in res.problems:
+        typer.echo(str(p), err=True)
+    _write_frame(res.opinions, out, record)
     problems_frame(res.problems).to_csv(out.with_name("ingest_report.csv"), index=False, encoding="utf-8-sig")
 
 
-def _frame_stage(name: str, inp: Path, out: Path, **kw) -> None:
+def _frame_stage(name: str, inp: Path, out: Path, record: dict | None = None, **kw) -> None:
+    """One frame → frame stage (batch.stage_function, as `run` calls it); ``record``: what the stage adds
+    to the run record (the stage's time is added here)."""
     from pipeline.batch import run_stage, stage_function
     from pipeline.config import load_params
 
-    frame = _read_frame(inp)
-    _write_frame(run_stage(name, frame, stage_function(name, load_params(), **kw)), out)
+    frame, carried = _read_frame(inp)
+    fn = stage_function(name, load_params(), **kw)
+    t0 = time.perf_counter()
+    result = run_stage(name, frame, fn)
+    carried = {**carried, **(record or {})}
+    carried["timings_s"] = {**carried.get("timings_s", {}), name: time.perf_counter() - t0}
+    _write_frame(result, out, carried)
 
 
 @stage_app.command("normalise")
@@ -324,11 +355,19 @@ def stage_dedupe(inp: Path, out: Path) -> None:
 
 
 @stage_app.command("link-prior")
-def stage_link_prior(inp: Path, out: Path, outputs_root: Path = typer.Option(paths.OUTPUTS, "--outputs-root"), window: str = typer.Option(..., "--window")) -> None:
-    """過去の照会回の出力にある、ほぼ同一の意見と結び付ける。"""
-    from pipeline.batch import load_prior_windows
+def stage_link_prior(
+    inp: Path,
+    out: Path,
+    outputs_root: Path = typer.Option(paths.OUTPUTS, "--outputs-root"),
+    window: str = typer.Option(..., "--window"),
+    db: Optional[str] = typer.Option(None, "--db", help="確認キューのデータベース URL（過去の照会回の人の判断を読む。既定: configs/queue.yaml）"),
+) -> None:
+    """過去の照会回の出力にある、ほぼ同一の意見と結び付ける（人の判断があればそれを、opinions run と同じ）。"""
+    from pipeline.batch import load_prior_windows, prior_window_ids
 
-    _frame_stage("link_prior", inp, out, prior=load_prior_windows(outputs_root, window))
+    _queue_engine, decisions = _prior_decisions(db)
+    prior = load_prior_windows(outputs_root, window, decisions)
+    _frame_stage("link_prior", inp, out, record={"prior_windows": prior_window_ids(prior)}, prior=prior)
 
 
 @stage_app.command("classify")
@@ -343,18 +382,17 @@ def stage_classify(inp: Path, out: Path, model_dir: Path = typer.Option(paths.DE
     except ModelFileError as e:
         _err(str(e))
     domain = load_domain()
-    _frame_stage("classify", inp, out, classify=lambda f: predict(model, f, domain, progress=True))
+    _frame_stage("classify", inp, out, record={"model": _model_info(model, model_dir)}, classify=lambda f: predict(model, f, domain, progress=True))
 
 
 @stage_app.command("write")
 def stage_write(inp: Path, out_dir: Path) -> None:
-    """出力契約どおりの opinions.csv を書く。"""
-    from pipeline.batch import output_frame
+    """opinions run と同じ関数（batch.write_outputs）で opinions.csv・ingest_report.csv・run_manifest.json を書く。"""
+    from pipeline.batch import write_stage_outputs
 
-    frame = _read_frame(inp)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    output_frame(frame).to_csv(out_dir / "opinions.csv", index=False, encoding="utf-8")
-    typer.echo(f"{out_dir / 'opinions.csv'}: {len(frame)} 行")
+    frame, record = _read_frame(inp)
+    files = write_stage_outputs(frame, record, out_dir)
+    typer.echo(f"{files['opinions']}: {len(frame)} 行（{files['ingest_report'].name}、{files['manifest'].name} も書きました）")
 
 
 queue_app = typer.Typer(no_args_is_help=True, help="確認キュー: 一覧・判断・学習データへの取り込み。")
