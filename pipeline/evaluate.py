@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from pipeline.classify import SHARE, OpinionModel, predict
-from pipeline.config import Domain
+from pipeline.classify import Analysers, OpinionModel, analysers, predict, reference_index
+from pipeline.config import DedupeConfig, Domain
 from pipeline.dedupe import group_duplicates
-from pipeline.config import DedupeConfig
+from pipeline.labeled import CorpusReferences
+from pipeline.policy import RESOLVED, SHARE
 from pipeline.normalize import normalise
 
 
@@ -56,10 +57,71 @@ def confusion(pred: pd.DataFrame, gold: pd.DataFrame, domain: Domain) -> pd.Data
     return pd.DataFrame(cm, index=codes, columns=codes)
 
 
-def evaluate_model(model: OpinionModel, rows: pd.DataFrame, domain: Domain) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """Predict labelled rows and score them; returns (metrics, confusion matrix, predictions)."""
-    pred = predict(model, normalise(rows), domain, explain=True)
-    return classification_metrics(pred, rows, domain), confusion(pred, rows, domain), pred
+def window_kind(window: str, refs: CorpusReferences | None) -> str:
+    return ((refs.kinds or {}).get(window) if refs is not None else None) or "candidate-list"
+
+
+def predict_windows(model: OpinionModel, rows: pd.DataFrame, domain: Domain, refs: CorpusReferences | None, an: Analysers | None = None, passages: dict | None = None) -> pd.DataFrame:
+    """Predict labelled rows window by window, each against its own window's documents
+    (``passages`` overrides a window's passage list: the counterfactual tests remove or add passages)."""
+    an = an or analysers(model)
+    frame = normalise(rows.reset_index(drop=True))
+    parts = []
+    for w, idx in frame.groupby("window", sort=False).groups.items():
+        ps = (passages or {}).get(w, refs.passages.get(w, ()) if refs is not None else ())
+        index = reference_index(ps, domain, an, source=w) if ps else None
+        part = predict(model, frame.loc[idx], domain, index, window_kind(w, refs), explain=True, an=an)
+        part.index = idx
+        parts.append(part)
+    return pd.concat(parts).sort_index()
+
+
+def grounding_metrics(pred: pd.DataFrame, gold: pd.DataFrame, refs: CorpusReferences | None) -> dict:
+    """Is 解決済 cited from the passage the labels name, and does retrieval find that passage."""
+    if refs is None:
+        return {}
+    y = gold["category"].to_numpy()
+    p = pred["category"].to_numpy()
+    has_gold = np.array([oid in refs.gold for oid in gold["opinion_id"]])
+    correct_res = (y == RESOLVED) & (p == RESOLVED) & has_gold
+    cited_ok = np.array([pred["resolved_by"].iloc[i] in refs.settling(gold["opinion_id"].iloc[i]) for i in range(len(gold))])
+    retrieved = np.array([bool(refs.settling(oid) & set(str(r).split("|"))) for oid, r in zip(gold["opinion_id"], pred["retrieved_passages"])])
+    gold_rows = (y == RESOLVED) & has_gold
+    auto = ~pred["needs_review"].astype(bool).to_numpy()
+    in_scope = y != "OUT_OF_SCOPE"
+    settled = pred["coverage"].astype(float).to_numpy() >= 0.5
+    cov_f1 = float(f1_score(y[in_scope] == RESOLVED, settled[in_scope], zero_division=0))
+    return {
+        "coverage_f1": cov_f1,  # the pair model's judgement alone (coverage ≥ 0.5 vs labelled 解決済, in-scope rows)
+        "resolved_cited_as_labelled": float(cited_ok[correct_res].mean()) if correct_res.any() else float("nan"),
+        "retrieval_recall_at_5": float(retrieved[gold_rows].mean()) if gold_rows.any() else float("nan"),
+        "resolved_auto_without_citation": int(((p == RESOLVED) & auto & (pred["resolved_by"].to_numpy() == "")).sum()),
+    }
+
+
+def evaluate_model(model: OpinionModel, rows: pd.DataFrame, domain: Domain, refs: CorpusReferences | None = None) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """Predict labelled rows (against their windows' documents) and score them; returns (metrics, confusion matrix, predictions)."""
+    rows = rows.reset_index(drop=True)
+    pred = predict_windows(model, rows, domain, refs).reset_index(drop=True)
+    m = classification_metrics(pred, rows, domain)
+    m["per_class_resolved_f1"] = m["per_class"]["RESOLVED"]["f1"]
+    m["grounding"] = grounding_metrics(pred, rows, refs)
+    return m, confusion(pred, rows, domain), pred
+
+
+def stated_robustness(model: OpinionModel, rows: pd.DataFrame, domain: Domain, refs: CorpusReferences | None, rates=(0.0, 0.1, 0.3), seed: int = 0) -> dict:
+    """Candidate accuracy with the 対象 column blanked and replaced by a wrong candidate in a share of rows."""
+    rng = np.random.default_rng(seed)
+    ids = [c.id for c in domain.candidates]
+    out = {}
+    blank = rows.assign(stated_candidate="")
+    out["blank"] = float((predict_windows(model, blank, domain, refs)["candidate_id"].to_numpy() == rows["candidate_id"].to_numpy()).mean())
+    for r in rates:
+        wrong = rows.copy()
+        m = rng.random(len(rows)) < r
+        wrong.loc[m, "stated_candidate"] = [domain.candidate_name(rng.choice([i for i in ids if i != g])) for g in rows.loc[m, "candidate_id"]]
+        out[f"wrong_{int(r * 100)}pct"] = float((predict_windows(model, wrong, domain, refs)["candidate_id"].to_numpy() == rows["candidate_id"].to_numpy()).mean())
+    return out
 
 
 def pair_set(groups: pd.Series) -> set[tuple[int, int]]:
@@ -92,7 +154,7 @@ def nearest_train_similarity(rows: pd.DataFrame, train: pd.DataFrame, k: int = 3
     return np.array([max((overlap(shingle_hashes(x, k), t)[0] for t in tr), default=0.0) for x in normalise(rows)["dedupe_key"]])
 
 
-def ablation(train: pd.DataFrame, dev: pd.DataFrame, domain: Domain, cfg, feature_sets: list[tuple[str, ...]]) -> pd.DataFrame:
+def ablation(train: pd.DataFrame, dev: pd.DataFrame, domain: Domain, cfg, feature_sets: list[tuple[str, ...]], refs: CorpusReferences | None = None) -> pd.DataFrame:
     """Refit the whole model (calibration and review policy included) for each feature set; score on dev."""
     from dataclasses import replace
 
@@ -100,8 +162,8 @@ def ablation(train: pd.DataFrame, dev: pd.DataFrame, domain: Domain, cfg, featur
 
     rows = []
     for feats in feature_sets:
-        model, oof = fit_opinion_model(train, domain, replace(cfg, features=tuple(feats)))
-        m, _, _ = evaluate_model(model, dev, domain)
+        model, oof = fit_opinion_model(train, domain, replace(cfg, features=tuple(feats)), refs)
+        m, _, _ = evaluate_model(model, dev, domain, refs)
         rows.append(
             {
                 "features": "+".join(feats),
@@ -115,3 +177,45 @@ def ablation(train: pd.DataFrame, dev: pd.DataFrame, domain: Domain, cfg, featur
             }
         )
     return pd.DataFrame(rows)
+
+
+def counterfactual_metrics(model: OpinionModel, rows: pd.DataFrame, domain: Domain, refs: CorpusReferences | None) -> dict:
+    """Does the decision read the documents? On labelled rows:
+    - remove the passages that settle a 解決済 opinion (settles.csv and the audited settles_also.csv) →
+      it must no longer be auto-decided 解決済;
+    - add a passage written to settle a 共有すべきもの opinion → 解決済 citing it, or review citing it;
+    - add a near-miss passage (same topic, does not settle) → it must not become auto 解決済 on it."""
+    from pipeline.train import _extra_passage
+
+    if refs is None:
+        return {}
+    rows = rows.reset_index(drop=True)
+    an = analysers(model)
+    out: dict = {}
+    res = rows[(rows["category"] == RESOLVED) & rows["opinion_id"].isin(refs.gold.keys())]
+    if len(res):
+        hit = []
+        for _, r in res.iterrows():
+            gone = refs.settling(r["opinion_id"])  # every passage the labels say settles it
+            ps = tuple(p for p in refs.passages[r["window"]] if p.id not in gone)
+            p = predict_windows(model, r.to_frame().T, domain, refs, an, {r["window"]: ps}).iloc[0]
+            hit.append(not (p["category"] == RESOLVED and not bool(p["needs_review"])))
+        out["removed_passage_not_auto_resolved"] = float(np.mean(hit))
+        out["removed_n"] = int(len(hit))
+    for name, table in (("added", refs.counterfactual), ("near_miss", refs.near_miss)):
+        t = table[table["opinion_id"].isin(rows["opinion_id"])] if len(table) else table
+        if not len(t):
+            continue
+        ok = []
+        for n, c in enumerate(t.itertuples(), start=1):
+            r = rows[rows["opinion_id"] == c.opinion_id].iloc[0]
+            extra = _extra_passage(c, n)
+            p = predict_windows(model, r.to_frame().T, domain, refs, an, {r["window"]: tuple(refs.passages.get(r["window"], ())) + (extra,)}).iloc[0]
+            cites = extra.id in (p["resolved_by"], p["nearest_passage"]) or extra.id in str(p["retrieved_passages"]).split("|")[:1]
+            if name == "added":
+                ok.append((p["category"] == RESOLVED and p["resolved_by"] == extra.id) or (bool(p["needs_review"]) and cites and RESOLVED in str(p["prediction_set"])))
+            else:
+                ok.append(not (p["category"] == RESOLVED and p["resolved_by"] == extra.id and not bool(p["needs_review"])))
+        out[f"{name}_passage_ok"] = float(np.mean(ok))
+        out[f"{name}_n"] = int(len(ok))
+    return out

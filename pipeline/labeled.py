@@ -7,6 +7,8 @@ that straddles the train/dev split, or a missing text.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -158,3 +160,82 @@ def load_training_corpus(path: Path = paths.LABELED_CSV, harvested: Path = paths
     validate(frame, domain, f"{path} + {harvested}")
     frame.attrs["refused_dev_rows"] = refused
     return frame
+
+
+# --------------------------------------------------------------------------- reference documents of the corpus windows
+
+REFERENCE_NOTES = {"CARD.md", "README.md", "COUNTERFACTUAL.md"}
+
+
+@dataclass(frozen=True)
+class CorpusReferences:
+    """The documents of each corpus window (data/labeled/references/<window>/*.md), the passage that
+    settles each labelled 解決済 opinion (settles.csv), and the counterfactual passages written to test
+    and teach reading (counterfactual_passages.csv, counterfactual_nearmiss.csv)."""
+
+    passages: dict  # window → tuple[Passage, ...]
+    gold: dict  # opinion_id → passage id (the one settles.csv names)
+    counterfactual: pd.DataFrame  # opinion_id, window, split, heading, passage, kind
+    near_miss: pd.DataFrame
+    problems: tuple[str, ...] = ()
+    kinds: dict | None = None  # window → kind (its window.yaml)
+    also: dict | None = None  # opinion_id → other passage ids that settle it too (settles_also.csv, an audit)
+
+    def settling(self, opinion_id: str) -> set:
+        """Every passage that settles the opinion (the named one and the audited alternatives)."""
+        out = set((self.also or {}).get(opinion_id, ()))
+        if opinion_id in self.gold:
+            out.add(self.gold[opinion_id])
+        return out
+
+
+def _find_passage(passages, file: str, quote: str) -> str | None:
+    import unicodedata
+
+    def norm(s: str) -> str:
+        return re.sub(r"\s+", "", unicodedata.normalize("NFKC", s or ""))
+
+    q = norm(quote)
+    hits = [p.id for p in passages if p.file == file and q and q in norm(p.text)]
+    return hits[0] if len(hits) == 1 else None
+
+
+def load_corpus_references(root: Path = paths.LABELED_REFERENCES) -> CorpusReferences:
+    from pipeline.references import load_window_meta, split_passages
+
+    passages: dict = {}
+    kinds: dict = {}
+    also: dict = {}
+    gold: dict = {}
+    problems: list[str] = []
+    if root.is_dir():
+        for d in sorted(p for p in root.iterdir() if p.is_dir()):
+            got = []
+            for f in sorted(d.glob("*.md")):
+                if f.name not in REFERENCE_NOTES:
+                    got.extend(split_passages(f.read_text(encoding="utf-8-sig"), f.name))
+            passages[d.name] = tuple(got)
+            kinds[d.name] = load_window_meta(d).kind
+            s = d / "settles.csv"
+            if s.exists():
+                for r in pd.read_csv(s, dtype=str, keep_default_na=False).itertuples():
+                    pid = _find_passage(got, r.file, r.quote)
+                    if pid is None:
+                        problems.append(f"{s}: {r.opinion_id} の引用が {r.file} の段落に一つだけ見つかりません")
+                    else:
+                        gold[r.opinion_id] = pid
+            s = d / "settles_also.csv"
+            if s.exists():
+                for r in pd.read_csv(s, dtype=str, keep_default_na=False).itertuples():
+                    pid = _find_passage(got, r.file, r.quote)
+                    if pid is None:
+                        problems.append(f"{s}: {r.opinion_id} の引用が {r.file} の段落に一つだけ見つかりません")
+                    else:
+                        also.setdefault(r.opinion_id, set()).add(pid)
+
+    def table(name: str) -> pd.DataFrame:
+        f = root / name
+        cols = ["opinion_id", "window", "split", "heading", "passage", "kind"]
+        return pd.read_csv(f, dtype=str, keep_default_na=False) if f.exists() else pd.DataFrame(columns=cols)
+
+    return CorpusReferences(passages, gold, table("counterfactual_passages.csv"), table("counterfactual_nearmiss.csv"), tuple(problems), kinds, also)

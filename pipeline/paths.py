@@ -18,6 +18,7 @@ METRICS = PROJECT_ROOT / "metrics"
 MLRUNS_DB = PROJECT_ROOT / "mlflow.db"
 REVIEW_DB = PROJECT_ROOT / "review.db"
 HARVESTED = LABELED / "harvested"
+LABELED_REFERENCES = LABELED / "references"
 
 
 def window_output_dir(window: str, outputs: Path = OUTPUTS) -> Path:
