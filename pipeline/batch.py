@@ -58,6 +58,26 @@ EXTRA_COLUMNS = (
     "ingest_status",
     "ingest_message",
     "model_version",
+    # evidence (issue 8): the passage that settles a 解決済, the nearest passage of a 共有すべきもの
+    "resolved_by",
+    "resolved_quote",
+    "addressed_suggestion",
+    "nearest_passage",
+    "nearest_quote",
+    # structured explanation (the Japanese sentences above are rendered from these)
+    "prediction_set",
+    "runner_up",
+    "runner_up_confidence",
+    "category_evidence",
+    "candidate_runner_up",
+    "candidate_evidence",
+    "stated_id",
+    "precedent_ids",
+    "observations",
+    "review_codes",
+    "coverage",
+    "retrieved_passages",
+    "reference_relevance",
 )
 
 
@@ -177,8 +197,39 @@ def write_outputs(result: WindowResult, out_dir: Path, manifest: dict) -> dict[s
     return files
 
 
+@dataclass(frozen=True)
+class WindowContext:
+    """What the window brings besides its opinions: its kind and its reference documents."""
+
+    meta: object  # references.WindowMeta
+    references: object  # references.ReferenceSet
+
+    def manifest(self) -> dict:
+        refs = self.references
+        return {
+            "kind": self.meta.kind,
+            "kind_source": self.meta.kind_source,
+            "title": self.meta.title,
+            "references": {
+                "source": refs.source,
+                "note": "references/ がないため同梱の基本方針・共通化候補一覧を使用" if refs.source == "bundled" else "照会回の references/ を使用",
+                "files": list(refs.files),
+                "passages": len(refs.passages),
+                "problems": list(refs.problems),
+            },
+        }
+
+
+def load_window_context(raw_dir: Path, kind_option: str | None = None) -> WindowContext:
+    """Edge: the window's kind (window.yaml or the CLI option, never the folder name) and its documents
+    (RAW_DIR/references/, else the bundled base set)."""
+    from pipeline.references import load_references, load_window_meta
+
+    return WindowContext(load_window_meta(raw_dir, kind_option), load_references(raw_dir))
+
+
 def run_window(
-    raw_dir: Path, window: str, out_dir: Path, domain: Domain, params: Params, classify: Classifier, model_info: dict, prior_decisions: pd.DataFrame | None = None
+    raw_dir: Path, window: str, out_dir: Path, domain: Domain, params: Params, classify: Classifier, model_info: dict, context: WindowContext | None = None, prior_decisions: pd.DataFrame | None = None
 ) -> tuple[WindowResult, dict[str, Path]]:
     """Edge: read a raw window folder, run the core, write the window's outputs. ``prior_decisions``
     (queue.decided_labels) make the link to earlier windows carry the reviewers' decisions."""
@@ -195,6 +246,7 @@ def run_window(
         "rows_in": int(len(ingested.opinions)),
         "prior_windows": prior_window_ids(prior),
         "model": model_info,
+        "context": context.manifest() if context is not None else {},
         "timings_s": timings,
     }
     files = write_outputs(result, out_dir, window_manifest(ops, result.problems, record))

@@ -73,14 +73,15 @@ def train_default_model(model_dir: Path, labeled: Path, log_mlflow: bool = True,
 
     from pipeline.classify import save_model
     from pipeline.config import load_domain, load_params
-    from pipeline.labeled import load_training_corpus, split
+    from pipeline.labeled import load_corpus_references, load_training_corpus, split
     from pipeline.train import fit_opinion_model
 
     domain, params = load_domain(), load_params()
     data = load_training_corpus(labeled, domain=domain)
     train_rows = split(data, "train")
+    refs = load_corpus_references()
     t0 = time.perf_counter()
-    model, report = fit_opinion_model(train_rows, domain, params.classify)
+    model, report = fit_opinion_model(train_rows, domain, params.classify, refs)
     model.meta.update({"git_sha": _git_sha(), "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "train_seconds": round(time.perf_counter() - t0, 1), "labeled_path": str(labeled)})
     save_model(model, model_dir)
     if not quiet:
@@ -136,8 +137,8 @@ def evaluate(
     _setup_env()
     from pipeline.classify import ModelFileError, load_model
     from pipeline.config import load_domain, load_params
-    from pipeline.evaluate import classification_metrics, dedupe_metrics, evaluate_model, nearest_train_similarity
-    from pipeline.labeled import load_labeled, split
+    from pipeline.evaluate import classification_metrics, counterfactual_metrics, dedupe_metrics, evaluate_model, nearest_train_similarity, stated_robustness
+    from pipeline.labeled import load_corpus_references, load_labeled, split
     from pipeline.report import confusion_figure
 
     domain, params = load_domain(), load_params()
@@ -148,7 +149,10 @@ def evaluate(
     rows = split(load_labeled(labeled, domain), split_name)
     if rows.empty:
         _err(f"分割「{split_name}」の行がありません。")
-    metrics, cm, pred = evaluate_model(model, rows, domain)
+    refs = load_corpus_references()
+    metrics, cm, pred = evaluate_model(model, rows, domain, refs)
+    metrics["stated_column_robustness"] = stated_robustness(model, rows, domain, refs)
+    metrics["counterfactual"] = counterfactual_metrics(model, rows, domain, refs)
     metrics["dedupe"] = dedupe_metrics(rows, params.dedupe)
     if split_name != "train":
         # rows with a near-paraphrase in train (Jaccard >= 0.3) flatter the model: score the others apart
@@ -160,7 +164,7 @@ def evaluate(
     (out / "metrics.json").write_text(json.dumps(metrics, ensure_ascii=False, indent=2), encoding="utf-8")
     cm.to_csv(out / "confusion.csv", encoding="utf-8")
     fig_path = confusion_figure(cm, domain, out / "confusion.png")
-    pred_cols = ["opinion_id", "category", "category_confidence", "candidate_id", "candidate_confidence", "needs_review", "review_reasons", "category_reason", "candidate_reason"]
+    pred_cols = ["opinion_id", "category", "category_confidence", "prediction_set", "candidate_id", "candidate_confidence", "needs_review", "review_codes", "coverage", "resolved_by", "nearest_passage", "retrieved_passages"]
     gold = rows[["opinion_id", "category", "candidate_id"]].rename(columns={"category": "gold_category", "candidate_id": "gold_candidate"})
     pred[pred_cols].merge(gold, on="opinion_id").to_csv(out / "predictions_dev.csv", index=False, encoding="utf-8-sig")
     typer.echo(json.dumps({k: v for k, v in metrics.items() if k != "per_class"}, ensure_ascii=False, indent=1))
@@ -184,14 +188,14 @@ def ablate(
     _setup_env()
     from pipeline.config import load_domain, load_params
     from pipeline.evaluate import ablation
-    from pipeline.labeled import load_labeled, split
+    from pipeline.labeled import load_corpus_references, load_labeled, split
 
     domain, params = load_domain(), load_params()
     data = load_labeled(labeled, domain)
     chosen = tuple(params.classify.features)
     if chosen not in [tuple(s.split(",")) for s in sets.split(";")]:
         sets += ";" + ",".join(chosen)  # the row of the model `opinions train` trains is always there
-    table = ablation(split(data, "train"), split(data, "dev"), domain, params.classify, [tuple(s.split(",")) for s in sets.split(";")])
+    table = ablation(split(data, "train"), split(data, "dev"), domain, params.classify, [tuple(s.split(",")) for s in sets.split(";")], load_corpus_references())
     table["cue_weight"] = params.classify.cue_weight
     table["chosen"] = table["features"] == "+".join(chosen)  # the feature set of params.yaml
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +216,22 @@ def load_or_train(model_dir: Path):
         typer.echo(f"学習済みモデルがないため、{paths.LABELED_CSV} から学習します（初回のみ、数分かかります）…", err=True)
         train_default_model(model_dir, paths.LABELED_CSV, log_mlflow=True, quiet=True)
     return load_model(model_dir)
+
+
+def _window_context(raw_dir: Path, kind: Optional[str]):
+    """The window's kind and documents, for `run` and `stage classify` alike: stops when unusable."""
+    from pipeline.batch import load_window_context
+    from pipeline.references import WindowMetaError
+
+    try:
+        context = load_window_context(raw_dir, kind)
+    except (WindowMetaError, OSError) as e:
+        _err(f"照会回の設定を読めません: {e}")
+    for p in context.references.problems:
+        typer.echo(f"参考文書: {p}", err=True)
+    if not context.references.passages:
+        _err("参考文書の本文が一つもないため、解決済・記載の有無を判断できません。references/ を確認してください。")
+    return context
 
 
 def _model_info(model, model_dir: Path) -> dict:
@@ -238,33 +258,35 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="出力先（既定: outputs/<window>/）"),
     model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir", help="分類モデルのフォルダ"),
     db: Optional[str] = typer.Option(None, "--db", help="確認キューのデータベース URL（既定: configs/queue.yaml）"),
+    kind: Optional[str] = typer.Option(None, "--kind", help="照会回の種類: candidate-list（候補案）/ policy-draft（方針案）。既定: window.yaml"),
 ) -> None:
     """1 回の意見照会の全意見を取り込み、重複をまとめ、対象候補と分類を付けて opinions.csv を書き、確認キューに載せる。"""
     _setup_env()
     from pipeline.batch import run_window
-    from pipeline.classify import ModelFileError, predict
+    from pipeline.classify import ModelFileError, analysers, classify_frame, reference_index
     from pipeline.config import load_domain, load_params
     from pipeline.ingest import IngestError
 
     window = window or raw_dir.resolve().name
     out = out or paths.window_output_dir(window)
     domain, params = load_domain(), load_params()
+    context = _window_context(raw_dir, kind)
     try:
         model = load_or_train(model_dir)
     except ModelFileError as e:
         _err(str(e))
     model_info = _model_info(model, model_dir)
+    an = analysers(model)
+    index = reference_index(context.references.passages, domain, an, source=context.references.source)
 
     def classify(frame):
-        res = predict(model, frame, domain, explain=True, progress=True)
-        res["model_version"] = f"{model.meta.get('data_version', '')}@{str(model.meta.get('git_sha', ''))[:8]}"
-        return res
+        return classify_frame(model, frame, domain, index, context.meta.kind, progress=True, an=an)
 
     from pipeline.queue import QueueError
 
     queue, prior_decisions = _prior_decisions(db)
     try:
-        result, files = run_window(raw_dir, window, out, domain, params, classify, model_info, prior_decisions=prior_decisions)
+        result, files = run_window(raw_dir, window, out, domain, params, classify, model_info, context, prior_decisions=prior_decisions)
     except IngestError as e:
         _err("取り込みを中止しました。次のファイルを確認してください:\n" + "\n".join(str(p) for p in e.problems))
     for p in result.problems:
@@ -274,7 +296,8 @@ def run(
     from pipeline.queue import sync_window
 
     try:
-        synced = sync_window(queue, window, output_frame(ops))
+        # the kind only when window.yaml or --kind states it; otherwise the stored kind stays
+        synced = sync_window(queue, window, output_frame(ops), kind=context.meta.kind if context.meta.kind_source != "default" else None)
     except QueueError as e:
         _err(f"{files['opinions']} は書きましたが、確認キューへの反映に失敗しました: {e}")
     typer.echo(f"確認キュー: 新規 {synced['inserted']}、更新 {synced['updated']}（人の判断は変更していません）" + (f"、今回の入力にない意見 {synced['missing_now']}" if synced["missing_now"] else ""))
@@ -371,18 +394,28 @@ def stage_link_prior(
 
 
 @stage_app.command("classify")
-def stage_classify(inp: Path, out: Path, model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir")) -> None:
-    """対象候補・分類・確信度・理由・要確認を付ける。"""
+def stage_classify(
+    inp: Path,
+    out: Path,
+    raw_dir: Path = typer.Option(..., "--raw-dir", help="照会回の受信フォルダ（references/ と window.yaml を読む）"),
+    kind: Optional[str] = typer.Option(None, "--kind"),
+    model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir"),
+) -> None:
+    """対象候補・分類・確信度・根拠となる記載・理由・要確認を付ける（opinions run と同じ関数）。"""
     _setup_env()
-    from pipeline.classify import ModelFileError, load_model, predict
+    from pipeline.classify import ModelFileError, analysers, classify_frame, load_model, reference_index
     from pipeline.config import load_domain
 
+    context = _window_context(raw_dir, kind)
     try:
         model = load_model(model_dir)
     except ModelFileError as e:
         _err(str(e))
     domain = load_domain()
-    _frame_stage("classify", inp, out, record={"model": _model_info(model, model_dir)}, classify=lambda f: predict(model, f, domain, progress=True))
+    an = analysers(model)
+    index = reference_index(context.references.passages, domain, an, source=context.references.source)
+    record = {"model": _model_info(model, model_dir), "context": context.manifest()}
+    _frame_stage("classify", inp, out, record=record, classify=lambda f: classify_frame(model, f, domain, index, context.meta.kind, progress=True, an=an))
 
 
 @stage_app.command("write")

@@ -86,9 +86,17 @@ def labeled(domain):
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory, labeled, domain, params):
-    """A quickly trained model (character n-grams + cues, a third of the train split): for tests of
-    the mechanics, not of quality. Quality is measured by `opinions evaluate` on the full model."""
+def corpus_refs():
+    from pipeline.labeled import load_corpus_references
+
+    return load_corpus_references()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, labeled, domain, params, corpus_refs):
+    """A quickly trained model (character n-grams + cues, a third of the train split, with the corpus
+    windows' documents): for tests of the mechanics, not of quality. Quality is measured by
+    `opinions evaluate` on the full model (and by the slow tests on the default model)."""
     from dataclasses import replace
 
     from pipeline.classify import save_model
@@ -98,7 +106,7 @@ def tiny_model_dir(tmp_path_factory, labeled, domain, params):
     train = split(labeled, "train")
     train = train[train.index % 3 == 0]
     cfg = replace(params.classify, features=("char", "cues"))
-    model, _ = fit_opinion_model(train, domain, cfg)
+    model, _ = fit_opinion_model(train, domain, cfg, corpus_refs)
     d = tmp_path_factory.mktemp("model")
     save_model(model, d)
     return d
@@ -128,3 +136,30 @@ def db_url(request, tmp_path):
     yield url.rsplit("/", 1)[0] + f"/{name}"
     with admin.connect() as c:
         c.execute(sa.text(f"DROP DATABASE {name} WITH (FORCE)"))
+
+
+@pytest.fixture(scope="session")
+def fresh_sample_run(tmp_path_factory):
+    """The README's main job once per session: no model yet → `opinions run` trains the default model
+    from data/labeled (and its windows' documents), then runs the bundled sample window. Slow tests of
+    quality and of the sample's outputs share it."""
+    from types import SimpleNamespace
+
+    from typer.testing import CliRunner
+
+    from pipeline import paths
+    from pipeline.cli import app
+
+    tmp = tmp_path_factory.mktemp("fresh")
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp / 'mlflow.db'}"
+    try:
+        sample = paths.RAW / "R7-sample"
+        db = f"sqlite:///{tmp / 'review.db'}"
+        res = CliRunner().invoke(app, ["run", str(sample), "--out", str(tmp / "out"), "--model-dir", str(tmp / "model"), "--db", db])
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old
+    return SimpleNamespace(result=res, sample=sample, out=tmp / "out", model_dir=tmp / "model", db=db)

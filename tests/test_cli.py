@@ -94,17 +94,13 @@ def test_bad_file_stops_with_its_name(tmp_path, tiny_model_dir):
 
 
 @pytest.mark.slow
-def test_fresh_install_trains_then_runs_the_sample(tmp_path, monkeypatch):
+def test_fresh_install_trains_then_runs_the_sample(fresh_sample_run):
     """The README's main job: no model yet → trains the default model from data/labeled, then runs
     the bundled sample window, with the network variables set offline."""
-    from pipeline import paths
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    sample = paths.RAW / "R7-sample"
-    res = runner.invoke(app, ["run", str(sample), "--out", str(tmp_path / "out"), "--model-dir", str(tmp_path / "model")])
-    assert res.exit_code == 0, res.output
+    run = fresh_sample_run
+    assert run.result.exit_code == 0, run.result.output
     assert os.environ["HF_HUB_OFFLINE"] == "1"
-    ops = pd.read_csv(tmp_path / "out" / "opinions.csv", dtype=str, keep_default_na=False)
-    assert len(ops) == _data_rows(sample) > 100  # every row of every file, once
+    ops = pd.read_csv(run.out / "opinions.csv", dtype=str, keep_default_na=False)
+    assert len(ops) == _data_rows(run.sample) > 100  # every row of every file, once
     assert ops["opinion_id"].is_unique
-    assert (tmp_path / "model" / "category.skops").exists()
+    assert (run.model_dir / "text.skops").exists() and (run.model_dir / "coverage.skops").exists()
