@@ -87,7 +87,7 @@ class RowCountError(RuntimeError):
 
 def check_rows(stage: str, before: int, frame: pd.DataFrame) -> pd.DataFrame:
     if len(frame) != before:
-        raise RowCountError(f"stage {stage} returned {len(frame)} rows for {before} input rows")
+        raise RowCountError(f"処理段階 {stage} の出力が {len(frame)} 行になりました（入力 {before} 行）。意見が失われるため中止します（不具合です。開発者に連絡してください）。")
     return frame
 
 

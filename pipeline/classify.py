@@ -112,6 +112,9 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
     cand_conf = p_cand.max(1)
     codes = review_codes(pred, in_set, classes, cov, cand_conf, relevance, model.policy, flagged)
     share = classes.index(SHARE)
+    # 記載の有無 is judged against the window's own drafts only (the bundled base set holds no draft)
+    drafts = kind == "policy-draft" and index is not None and len(index) > 0 and index.source != "bundled"
+    addressed = [(ADDRESSED_YES if cov[i] >= ADDRESSED_MIN_COVERAGE else ADDRESSED_NO) if drafts and pred[i] == share else "" for i in range(n)]
     rows = []
     for i in range(n):
         ci, ki = int(pred[i]), int(cand_idx[i])
@@ -134,9 +137,10 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
             "coverage": round(float(cov[i]), 4),
             "resolved_by": gf["covering_passage"].iloc[i] if cat == RESOLVED else "",
             "resolved_quote": gf["covering_quote"].iloc[i] if cat == RESOLVED else "",
-            "addressed_suggestion": (ADDRESSED_YES if cov[i] >= ADDRESSED_MIN_COVERAGE else ADDRESSED_NO) if (kind == "policy-draft" and ci == share and index is not None and len(index)) else "",
-            "nearest_passage": gf["nearest_passage"].iloc[i] if cat != RESOLVED else "",
-            "nearest_quote": gf["nearest_quote"].iloc[i] if cat != RESOLVED else "",
+            "addressed_suggestion": addressed[i],
+            # the section a 修正意見 would amend; when the model says 記載あり, the passage that says it
+            "nearest_passage": "" if cat == RESOLVED else (gf["covering_passage"].iloc[i] if addressed[i] == ADDRESSED_YES else gf["nearest_passage"].iloc[i]),
+            "nearest_quote": "" if cat == RESOLVED else (gf["covering_quote"].iloc[i] if addressed[i] == ADDRESSED_YES else gf["nearest_quote"].iloc[i]),
             "retrieved_passages": gf["retrieved_passages"].iloc[i],
             "reference_relevance": round(float(relevance[i]), 4),
             "category_evidence": "",

@@ -55,12 +55,16 @@ def _mlflow_run(name: str):
 
 
 def _flat(prefix: str, d: dict) -> dict[str, float]:
+    """Numbers of a nested report as MLflow metrics (names only of the characters MLflow accepts)."""
+    import re
+
     out = {}
     for k, v in d.items():
+        name = re.sub(r"[^0-9A-Za-z_\-. :/]", "_", f"{prefix}{k}")
         if isinstance(v, dict):
-            out.update(_flat(f"{prefix}{k}.", v))
+            out.update(_flat(f"{name}.", v))
         elif isinstance(v, (int, float)) and v == v:
-            out[f"{prefix}{k}"] = float(v)
+            out[name] = float(v)
     return out
 
 
@@ -73,13 +77,15 @@ def train_default_model(model_dir: Path, labeled: Path, log_mlflow: bool = True,
 
     from pipeline.classify import save_model
     from pipeline.config import load_domain, load_params
-    from pipeline.labeled import load_corpus_references, load_training_corpus, split
+    from pipeline.labeled import LabeledDataError, load_corpus_references, load_training_corpus, split
     from pipeline.train import fit_opinion_model
 
     domain, params = load_domain(), load_params()
     data = load_training_corpus(labeled, domain=domain)
     train_rows = split(data, "train")
     refs = load_corpus_references()
+    if refs.problems:
+        raise LabeledDataError("参考文書のラベルに問題があります（引用が段落に見つからない）:\n" + "\n".join(refs.problems[:20]))
     t0 = time.perf_counter()
     model, report = fit_opinion_model(train_rows, domain, params.classify, refs)
     model.meta.update({"git_sha": _git_sha(), "trained_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "train_seconds": round(time.perf_counter() - t0, 1), "labeled_path": str(labeled)})
@@ -150,6 +156,8 @@ def evaluate(
     if rows.empty:
         _err(f"分割「{split_name}」の行がありません。")
     refs = load_corpus_references()
+    if refs.problems:
+        _err("参考文書のラベルに問題があります（引用が段落に見つからない）:\n" + "\n".join(refs.problems[:20]))
     metrics, cm, pred = evaluate_model(model, rows, domain, refs)
     metrics["stated_column_robustness"] = stated_robustness(model, rows, domain, refs)
     metrics["counterfactual"] = counterfactual_metrics(model, rows, domain, refs)
@@ -234,6 +242,23 @@ def _window_context(raw_dir: Path, kind: Optional[str]):
     return context
 
 
+def _stored_kind(context, queue, window: str):
+    """Without window.yaml or --kind, the kind the queue already holds for this window (an earlier run's
+    --kind) decides, so that classification and the export agree."""
+    from dataclasses import replace
+
+    from pipeline.batch import WindowContext
+    from pipeline.queue import QueueError, window_info
+
+    if context.meta.kind_source != "default":
+        return context
+    try:
+        stored = window_info(queue, window)["kind"]
+    except QueueError:
+        return context  # a new window
+    return WindowContext(replace(context.meta, kind=stored, kind_source="queue"), context.references) if stored else context
+
+
 def _model_info(model, model_dir: Path) -> dict:
     """The model as recorded in run_manifest.json (by `run` and by `stage write`)."""
     return {"dir": str(model_dir), "data_version": model.meta.get("data_version"), "git_sha": model.meta.get("git_sha"), "trained_at": model.meta.get("trained_at")}
@@ -279,12 +304,16 @@ def run(
     an = analysers(model)
     index = reference_index(context.references.passages, domain, an, source=context.references.source)
 
-    def classify(frame):
-        return classify_frame(model, frame, domain, index, context.meta.kind, progress=True, an=an)
-
     from pipeline.queue import QueueError
 
     queue, prior_decisions = _prior_decisions(db)
+    context = _stored_kind(context, queue, window)
+    if context.meta.kind == "policy-draft" and context.references.source == "bundled":
+        typer.echo("注意: 方針案の照会回ですが references/ に方針案がないため、同梱の基本方針・候補一覧だけで判断します。記載の有無は判定しません。", err=True)
+
+    def classify(frame):
+        return classify_frame(model, frame, domain, index, context.meta.kind, progress=True, an=an)
+
     try:
         result, files = run_window(raw_dir, window, out, domain, params, classify, model_info, context, prior_decisions=prior_decisions)
     except IngestError as e:

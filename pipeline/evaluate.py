@@ -180,11 +180,15 @@ def ablation(train: pd.DataFrame, dev: pd.DataFrame, domain: Domain, cfg, featur
 
 
 def counterfactual_metrics(model: OpinionModel, rows: pd.DataFrame, domain: Domain, refs: CorpusReferences | None) -> dict:
-    """Does the decision read the documents? On labelled rows:
-    - remove the passages that settle a 解決済 opinion (settles.csv and the audited settles_also.csv) →
-      it must no longer be auto-decided 解決済;
-    - add a passage written to settle a 共有すべきもの opinion → 解決済 citing it, or review citing it;
-    - add a near-miss passage (same topic, does not settle) → it must not become auto 解決済 on it."""
+    """Does the decision read the documents? On labelled rows, each against its window's documents:
+    - removed: of the 解決済 rows auto-decided 解決済 citing a settling passage with the documents intact,
+      the share no longer auto-decided 解決済 once every passage the labels say settles it (settles.csv and
+      the audited settles_also.csv) is removed;
+    - added: of the 共有すべきもの rows with a passage written to settle them, the share that become 解決済
+      citing it, or go to review citing it with 解決済 newly in their prediction set;
+    - near_miss: of the rows given a same-topic passage that does not settle them, the share not auto-decided
+      解決済 on it.
+    Denominators are reported (``*_n``) and rows whose outcome could not change are left out."""
     from pipeline.train import _extra_passage
 
     if refs is None:
@@ -192,30 +196,37 @@ def counterfactual_metrics(model: OpinionModel, rows: pd.DataFrame, domain: Doma
     rows = rows.reset_index(drop=True)
     an = analysers(model)
     out: dict = {}
-    res = rows[(rows["category"] == RESOLVED) & rows["opinion_id"].isin(refs.gold.keys())]
-    if len(res):
-        hit = []
-        for _, r in res.iterrows():
-            gone = refs.settling(r["opinion_id"])  # every passage the labels say settles it
-            ps = tuple(p for p in refs.passages[r["window"]] if p.id not in gone)
-            p = predict_windows(model, r.to_frame().T, domain, refs, an, {r["window"]: ps}).iloc[0]
-            hit.append(not (p["category"] == RESOLVED and not bool(p["needs_review"])))
-        out["removed_passage_not_auto_resolved"] = float(np.mean(hit))
-        out["removed_n"] = int(len(hit))
+    base = predict_windows(model, rows, domain, refs, an).reset_index(drop=True)
+    auto_res = (base["category"] == RESOLVED) & ~base["needs_review"].astype(bool)
+    eligible = [i for i in range(len(rows)) if rows["category"].iloc[i] == RESOLVED and auto_res.iloc[i] and base["resolved_by"].iloc[i] in refs.settling(rows["opinion_id"].iloc[i])]
+    hit = []
+    for i in eligible:
+        r = rows.iloc[i]
+        gone = refs.settling(r["opinion_id"])
+        ps = tuple(p for p in refs.passages[r["window"]] if p.id not in gone)
+        p = predict_windows(model, r.to_frame().T, domain, refs, an, {r["window"]: ps}).iloc[0]
+        hit.append(not (p["category"] == RESOLVED and not bool(p["needs_review"])))
+    out["removed_passage_not_auto_resolved"] = float(np.mean(hit)) if hit else float("nan")
+    out["removed_n"] = len(hit)
+    out["removed_of_labelled_resolved"] = int((rows["category"] == RESOLVED).sum())
     for name, table in (("added", refs.counterfactual), ("near_miss", refs.near_miss)):
         t = table[table["opinion_id"].isin(rows["opinion_id"])] if len(table) else table
         if not len(t):
             continue
         ok = []
         for n, c in enumerate(t.itertuples(), start=1):
-            r = rows[rows["opinion_id"] == c.opinion_id].iloc[0]
+            i = int(np.flatnonzero(rows["opinion_id"].to_numpy() == c.opinion_id)[0])
+            r, before = rows.iloc[i], base.iloc[i]
             extra = _extra_passage(c, n)
             p = predict_windows(model, r.to_frame().T, domain, refs, an, {r["window"]: tuple(refs.passages.get(r["window"], ())) + (extra,)}).iloc[0]
             cites = extra.id in (p["resolved_by"], p["nearest_passage"]) or extra.id in str(p["retrieved_passages"]).split("|")[:1]
             if name == "added":
-                ok.append((p["category"] == RESOLVED and p["resolved_by"] == extra.id) or (bool(p["needs_review"]) and cites and RESOLVED in str(p["prediction_set"])))
+                if before["category"] == RESOLVED:
+                    continue  # already 解決済 without the passage: the test cannot show anything
+                newly = RESOLVED in str(p["prediction_set"]).split("|") and RESOLVED not in str(before["prediction_set"]).split("|")
+                ok.append((p["category"] == RESOLVED and p["resolved_by"] == extra.id) or (bool(p["needs_review"]) and cites and newly))
             else:
                 ok.append(not (p["category"] == RESOLVED and p["resolved_by"] == extra.id and not bool(p["needs_review"])))
-        out[f"{name}_passage_ok"] = float(np.mean(ok))
+        out[f"{name}_passage_ok"] = float(np.mean(ok)) if ok else float("nan")
         out[f"{name}_n"] = int(len(ok))
     return out

@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from pipeline.config import Domain
+from pipeline.normalize import mask_officer_details, match_text
 
 BLOCK_NAMES = {"char_text": "本文", "char_reason": "理由欄", "word": "語", "cues": "", "emb": ""}
 SEP = "|"
@@ -25,6 +26,7 @@ REVIEW_LABELS = {
     "ingest": "取込時の注意（空欄・長すぎる意見など）",
     "ambiguous": "分類が一つに絞れない",
     "no_fit": "どの分類にも確信が持てない",
+    "outside_set": "最も確からしい分類が予測集合に入らない",
     "share_possible": "共有すべきものの可能性が残る",
     "resolved_unsupported": "解決済とする根拠の記載が弱い",
     "candidate_low": "対象候補の確信度が低い",
@@ -148,7 +150,7 @@ def render_category_reason(row: pd.Series, domain: Domain, precedents: pd.DataFr
         for pid in _split(row["precedent_ids"])[:2]:
             if pid in by_id.index:
                 p = by_id.loc[pid]
-                text = str(p.get("text", "") or "")
+                text = mask_officer_details(match_text(str(p.get("text", "") or "")))
                 near.append(f"「{text[:40]}{'…' if len(text) > 40 else ''}」（{domain.category_label(p['category'])}）")
         if near:
             parts.append("似た過去の意見: " + "、".join(near) + "。")

@@ -294,8 +294,9 @@ def pair_features(index: PassageIndex, side: OpinionSide, ret: Retrieval, text_c
         pl = index.lemmas[j]
         rl, al = side.req_lemmas[i], side.all_lemmas[i]
         pc, oc = index.candidates[j], side.candidates[i]
-        second = np.partition(ret.req_cos[i], -2)[-2] if ret.req_cos.shape[1] > 1 else 0.0
-        second_s = np.partition(ret.req_sent_cos[i], -2)[-2] if ret.req_sent_cos.shape[1] > 1 else 0.0
+        # "stands out from the other passages": no margin when the window has a single passage
+        second = np.partition(ret.req_cos[i], -2)[-2] if ret.req_cos.shape[1] > 1 else ret.req_cos[i, j]
+        second_s = np.partition(ret.req_sent_cos[i], -2)[-2] if ret.req_sent_cos.shape[1] > 1 else ret.req_sent_cos[i, j]
         idf_max = max(index.lemma_idf.values(), default=1.0)
         w_req = sum(index.lemma_idf.get(x, idf_max) for x in rl)
         pos = np.flatnonzero(ret.top[i] == j)

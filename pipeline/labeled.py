@@ -200,6 +200,20 @@ def _find_passage(passages, file: str, quote: str) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
+def _quoted(path: Path, passages, problems: list[str]) -> list[tuple[str, str]]:
+    """(opinion_id, passage id) of a settles table (opinion_id, file, quote); a quote found in no or in
+    several paragraphs is reported, not guessed."""
+    out = []
+    if path.exists():
+        for r in pd.read_csv(path, dtype=str, keep_default_na=False).itertuples():
+            pid = _find_passage(passages, r.file, r.quote)
+            if pid is None:
+                problems.append(f"{path}: {r.opinion_id} の引用が {r.file} の段落に一つだけ見つかりません")
+            else:
+                out.append((r.opinion_id, pid))
+    return out
+
+
 def load_corpus_references(root: Path = paths.LABELED_REFERENCES) -> CorpusReferences:
     from pipeline.references import load_window_meta, split_passages
 
@@ -216,22 +230,10 @@ def load_corpus_references(root: Path = paths.LABELED_REFERENCES) -> CorpusRefer
                     got.extend(split_passages(f.read_text(encoding="utf-8-sig"), f.name))
             passages[d.name] = tuple(got)
             kinds[d.name] = load_window_meta(d).kind
-            s = d / "settles.csv"
-            if s.exists():
-                for r in pd.read_csv(s, dtype=str, keep_default_na=False).itertuples():
-                    pid = _find_passage(got, r.file, r.quote)
-                    if pid is None:
-                        problems.append(f"{s}: {r.opinion_id} の引用が {r.file} の段落に一つだけ見つかりません")
-                    else:
-                        gold[r.opinion_id] = pid
-            s = d / "settles_also.csv"
-            if s.exists():
-                for r in pd.read_csv(s, dtype=str, keep_default_na=False).itertuples():
-                    pid = _find_passage(got, r.file, r.quote)
-                    if pid is None:
-                        problems.append(f"{s}: {r.opinion_id} の引用が {r.file} の段落に一つだけ見つかりません")
-                    else:
-                        also.setdefault(r.opinion_id, set()).add(pid)
+            for oid, pid in _quoted(d / "settles.csv", got, problems):
+                gold[oid] = pid
+            for oid, pid in _quoted(d / "settles_also.csv", got, problems):
+                also.setdefault(oid, set()).add(pid)
 
     def table(name: str) -> pd.DataFrame:
         f = root / name

@@ -117,7 +117,7 @@ class ConformalPolicy:
 
 
 # review reason codes (structured; rendered in Japanese by explain.REVIEW_LABELS)
-REVIEW_CODES = ("ingest", "ambiguous", "no_fit", "share_possible", "resolved_unsupported", "candidate_low", "off_domain", "atypical")
+REVIEW_CODES = ("ingest", "ambiguous", "no_fit", "outside_set", "share_possible", "resolved_unsupported", "candidate_low", "off_domain", "atypical")
 
 
 def review_codes(
@@ -136,6 +136,8 @@ def review_codes(
             codes.append("no_fit")
         elif size > 1:
             codes.append("ambiguous")
+        if size and not in_set[i, pred[i]]:  # the set accepts another category than the most probable one
+            codes.append("outside_set")
         if pred[i] != s and in_set[i, s]:
             codes.append("share_possible")
         if pred[i] == r and coverage[i] < policy.min_coverage:

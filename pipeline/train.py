@@ -239,7 +239,8 @@ def fit_opinion_model(
         "min_typical": min_typical,
         **{f"grounding_{k}": v for k, v in retrieval_report.items()},
         **{f"oof_policy_{k}": v for k, v in policy_report.items()},
-        "epsilons": epsilons,
+        "epsilon_share": epsilons[SHARE],
+        "epsilon_other": epsilons["*"],
         "candidate_threshold": cand_threshold,
     }
     model = OpinionModel(

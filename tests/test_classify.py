@@ -124,3 +124,47 @@ def test_old_format_model_gets_a_clear_message(tmp_path):
     (tmp_path / "meta.json").write_text('{"category_temperature": 1.0}', encoding="utf-8")
     with pytest.raises(ModelFileError, match="学習し直して"):
         load_model(tmp_path)
+
+
+OFF_DOMAIN = [
+    "生成AIの学習に著作物を無断で使うことは、クリエイターの権利を侵害するものであり、許諾の仕組みを法律で定めるべきだと考えます。",
+    "イラストレーターとして活動していますが、AIによる画風の模倣で仕事が減りました。学習データからの除外を求める手段を整備してください。",
+    "今年の夏は暑さが厳しく、熱中症対策として公園に日陰とミストを増やしてほしいです。子どもが安心して遊べる場所が必要です。",
+]
+
+
+def test_off_domain_opinions_are_flagged_and_never_auto_decided(tiny_model_dir, labeled, domain):
+    """Issue 9 item 4: an opinion unlike anything the candidates and the corpus concern goes to a person
+    with 「対象候補との関連が薄い」; the in-domain dev rows are (nearly) never flagged."""
+    model = load_model(tiny_model_dir)
+    off = pd.DataFrame({"opinion_id": [f"o{i}" for i in range(len(OFF_DOMAIN))], "text": OFF_DOMAIN, "reason": "", "body": "", "stated_candidate": ""})
+    out = classify_frame(model, normalise(off), domain, None, "candidate-list")
+    assert out["review_codes"].str.contains("off_domain").all() and out["needs_review"].all()
+    assert out["review_reasons"].str.contains("対象候補との関連が薄い").all()
+    dev = predict(model, normalise(split(labeled, "dev")), domain, explain=False)
+    assert dev["review_codes"].str.contains("off_domain").mean() <= 0.02
+
+
+def test_a_category_outside_its_prediction_set_is_never_auto_decided():
+    """The most probable category must be the one its conformal set accepts (review finding)."""
+    p_cal, y_cal = _synthetic(seed=5)
+    pol = ConformalPolicy(tuple(CLASSES), 1 - p_cal[np.arange(len(y_cal)), y_cal], y_cal, {"SHARE": 0.02, "*": 0.1})
+    P = np.array([[0.0, 0.30, 0.58, 0.02, 0.0, 0.0, 0.10]])
+    sets = np.zeros((1, 7), bool)
+    sets[0, CLASSES.index("RESOLVED")] = True  # the set holds 解決済 only, the argmax is 団体固有の事情
+    codes = review_codes(P.argmax(1), sets, CLASSES, np.ones(1), np.ones(1), np.ones(1), pol, np.zeros(1, bool))
+    assert "outside_set" in codes[0]
+
+
+def test_no_addressed_verdict_without_the_windows_own_drafts(tiny_model_dir, labeled, domain):
+    """A policy-draft window that brought no references/ is judged on the bundled base set only: the
+    model must not claim 記載なし for drafts it never read (review finding)."""
+    from pipeline.references import load_bundled_references
+
+    model = load_model(tiny_model_dir)
+    an = analysers(model)
+    index = reference_index(load_bundled_references().passages, domain, an, source="bundled")
+    rows = split(labeled, "dev").head(30)
+    out = classify_frame(model, normalise(rows), domain, index, "policy-draft", an=an)
+    assert (out["addressed_suggestion"] == "").all()
+    assert (out.loc[out["category"] == "SHARE", "nearest_passage"] != "").all()

@@ -84,6 +84,21 @@ def test_the_prior_link_carries_the_human_decision(raw_window, tmp_path, tiny_mo
     assert ops.loc[others, "prior_category"].tolist() == model.reindex(ops.loc[others, "prior_opinion_id"]).tolist()  # undecided: the model's label
 
 
+def test_rerun_without_kind_keeps_the_kind_the_queue_holds(raw_window, tmp_path, tiny_model_dir):
+    """A window run once with --kind policy-draft and re-run without it stays a policy-draft window for
+    classification too (not only in the queue and export)."""
+    import json
+
+    out = tmp_path / "out"
+    base = [str(raw_window), "--out", str(out), "--model-dir", str(tiny_model_dir), *_db(tmp_path)]
+    assert runner.invoke(app, ["run", *base, "--kind", "policy-draft"]).exit_code == 0
+    res = runner.invoke(app, ["run", *base])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((out / "run_manifest.json").read_text(encoding="utf-8"))
+    assert manifest["kind"] == "policy-draft" and manifest["kind_source"] == "queue"
+    assert "方針案がないため" in res.output  # the window has no references/: no 記載の有無 verdict, said so
+
+
 def test_bad_file_stops_with_its_name(tmp_path, tiny_model_dir):
     d = tmp_path / "w"
     d.mkdir()
@@ -104,3 +119,14 @@ def test_fresh_install_trains_then_runs_the_sample(fresh_sample_run):
     assert len(ops) == _data_rows(run.sample) > 100  # every row of every file, once
     assert ops["opinion_id"].is_unique
     assert (run.model_dir / "text.skops").exists() and (run.model_dir / "coverage.skops").exists()
+
+
+def test_report_numbers_become_valid_mlflow_metric_names():
+    """A report key MLflow refuses (「epsilons.*」) stopped the first training of a fresh install."""
+    import re
+
+    from pipeline.cli import _flat
+
+    names = _flat("", {"epsilons": {"SHARE": 0.02, "*": 0.1}, "a b": 1, "日本語": 2, "nested": {"x/y": 3}})
+    assert len(names) == 5
+    assert all(re.fullmatch(r"[0-9A-Za-z_\-. :/]+", n) for n in names), names

@@ -23,8 +23,8 @@ def default_model(fresh_sample_run):
 
 def test_counterfactual_documents_change_the_decision(default_model, labeled, domain, corpus_refs):
     cf = counterfactual_metrics(default_model, split(labeled, "dev"), domain, corpus_refs)
-    # remove the passage that settles a 解決済 opinion → no longer auto-decided 解決済
-    assert cf["removed_n"] >= 40 and cf["removed_passage_not_auto_resolved"] >= 0.90, cf
+    # remove the passages that settle an auto-decided 解決済 opinion → no longer auto-decided 解決済
+    assert cf["removed_n"] >= 15 and cf["removed_passage_not_auto_resolved"] >= 0.90, cf
     # add a passage that settles a 共有すべきもの opinion → 解決済 citing it, or review citing it
     assert cf["added_n"] >= 40 and cf["added_passage_ok"] >= 0.80, cf
     # a near-miss on the same topic must not settle it automatically
@@ -51,3 +51,24 @@ def test_sample_window_outputs_carry_the_citations(fresh_sample_run):
     assert manifest["kind"] == "policy-draft" and manifest["kind_source"] == "window.yaml"
     assert manifest["references"]["source"] == "window" and manifest["references"]["passages"] > 100
     assert any(f.endswith(".pdf") for f in manifest["references"]["files"]) and any(f.endswith(".docx") for f in manifest["references"]["files"])
+
+
+def test_comments_of_another_consultation_are_flagged_not_decided(default_model, domain):
+    """Issue 9 item 4 on real text nobody here wrote (shared/data: AI and copyright): ≥ 99 % flagged
+    「対象候補との関連が薄い」, none decided 共有すべきもの automatically."""
+    from pipeline import paths
+    from pipeline.classify import analysers, classify_frame, reference_index
+    from pipeline.normalize import normalise
+    from pipeline.references import load_bundled_references
+
+    f = paths.PROJECT_ROOT.parent / "shared" / "data" / "bunka-ai-pubcom-2024" / "comments.csv"
+    if not f.exists():
+        pytest.skip(f"{f} がありません（shared/ がリポジトリの隣にない）")
+    c = pd.read_csv(f, dtype=str, keep_default_na=False)
+    frame = normalise(pd.DataFrame({"opinion_id": c["id"], "text": c["comment"], "reason": "", "body": "", "stated_candidate": ""}))
+    an = analysers(default_model)
+    index = reference_index(load_bundled_references().passages, domain, an)
+    out = classify_frame(default_model, frame, domain, index, "candidate-list", an=an)
+    assert len(out) == len(c)
+    assert out["review_codes"].str.contains("off_domain").mean() >= 0.99
+    assert not ((out["category"] == "SHARE") & ~out["needs_review"].astype(bool)).any()
