@@ -17,13 +17,12 @@ from pipeline.config import Domain
 from pipeline.embed import SentenceEncoder
 from pipeline.explain import SEP, observation_codes, render, top_cues
 from pipeline.grounding import PassageIndex, build_index, ground, grounding_frame, opinion_side
-from pipeline.model import ModelFileError, OpinionModel, load_model, precedent_vectors, prepare, save_model  # noqa: F401  (re-exported)
+from pipeline.model import ModelFileError, OpinionModel, load_model, prepare, save_model  # noqa: F401  (re-exported)
 from pipeline.policy import RESOLVED, SHARE, apply_platt, compose, review_codes
 from pipeline.tokenize import FugashiTokenizer
 
 # ingest statuses that send an opinion to a person whatever the model says
 INGEST_FLAGS = ("empty_text", "too_long")
-KINDS = ("candidate-list", "policy-draft")
 ADDRESSED_YES, ADDRESSED_NO = "記載あり", "記載なし"
 ADDRESSED_MIN_COVERAGE = 0.35  # a shared opinion whose best passage is at least this likely to settle it: 記載あり (for the WT to check)
 
@@ -105,7 +104,7 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
     in_set = model.policy.sets(P)
     pred = P.argmax(1)
     # relevance to the domain: the nearest labelled opinion or the nearest passage, whichever is closer
-    prec_sim = (_unit(emb) @ model.precedent_vectors.T) if model.precedent_vectors.shape[1] == emb.shape[1] and len(model.precedents) else np.zeros((n, 1))
+    prec_sim = (emb @ model.precedent_vectors.T) if model.precedent_vectors.shape[1] == emb.shape[1] and len(model.precedents) else np.zeros((n, 1))
     relevance = np.maximum(prec_sim.max(axis=1), ref_rel)
     status = X["ingest_status"].fillna("").tolist() if "ingest_status" in X.columns else [""] * n
     flagged = np.array([any(f in s.split("+") for f in INGEST_FLAGS) for s in status])
@@ -156,12 +155,6 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
                 row["precedent_ids"] = SEP.join(model.precedents["opinion_id"].iloc[j] for j in np.argsort(-prec_sim[i])[:2])
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    v = np.asarray(v, dtype=np.float32)
-    norm = np.linalg.norm(v, axis=1, keepdims=True)
-    return v / np.where(norm == 0, 1, norm)
 
 
 def classify_frame(model: OpinionModel, frame: pd.DataFrame, domain: Domain, index: PassageIndex | None, kind: str, progress: bool = False, an: Analysers | None = None) -> pd.DataFrame:

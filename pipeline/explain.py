@@ -185,7 +185,6 @@ def render(frame: pd.DataFrame, domain: Domain, precedents: pd.DataFrame | None 
         for c in ("category_reason", "candidate_reason", "review_reasons"):
             out[c] = ""
         return out
-    out["category_reason"] = [render_category_reason(r, domain, precedents) for _, r in out.iterrows()]
-    out["candidate_reason"] = [render_candidate_reason(r, domain) for _, r in out.iterrows()]
-    out["review_reasons"] = [render_review_reasons(r) for _, r in out.iterrows()]
+    rendered = [(render_category_reason(r, domain, precedents), render_candidate_reason(r, domain), render_review_reasons(r)) for _, r in out.iterrows()]
+    out["category_reason"], out["candidate_reason"], out["review_reasons"] = (list(c) for c in zip(*rendered))
     return out

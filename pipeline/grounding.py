@@ -18,7 +18,6 @@ The result per opinion is structured (passage ids, scores, quotes); sentences ar
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +26,7 @@ import pandas as pd
 from scipy import sparse
 
 from pipeline.config import Domain
+from pipeline.normalize import nfkc
 
 # a sentence that asks for something: what a passage must meet for the opinion to be settled
 REQUEST = re.compile(
@@ -38,12 +38,6 @@ SENTENCE_END = re.compile(r"(?<=[。！？!?])|\n")
 COMMIT = re.compile(r"(する。|とする|を行う|を図る|実施する|開始する|整備する|導入する|構築する|提供する|示す|作成する|予定|見込み|目指す|検討する|検討を進める|着手|対応する|可能とする|可能である|できる)")
 DEFER = re.compile(r"(引き続き検討|更に検討|さらに検討|今後検討|検討を深め|整理が必要|整理する必要|課題である|課題となる|未定|決まっていない|定まっていない|意見を聴|意見を聞)")
 _STRIP = re.compile(r"[\s\W_]+", re.UNICODE)
-CIRCLED = {chr(0x2460 + i): i + 1 for i in range(20)}
-
-
-def nfkc(text: str) -> str:
-    return unicodedata.normalize("NFKC", text or "")
-
 
 def sentences(text: str) -> list[str]:
     return [s.strip() for s in SENTENCE_END.split(nfkc(text)) if s and s.strip()]
@@ -66,8 +60,8 @@ def quote(text: str, limit: int = 200) -> str:
 
 def tag_candidate(file: str, headings: Sequence[str], domain: Domain) -> str:
     """The candidate a passage concerns, from its heading path (innermost first) and its file name:
-    the longest candidate name or alias found there, or a ①-style number in a heading; "" for passages
-    of general documents (基本方針, 移行計画 …)."""
+    the longest candidate name or alias (3 characters or more) found there; "" for passages of general
+    documents (基本方針, 移行計画 …)."""
     places = [nfkc(h) for h in reversed(list(headings))] + [nfkc(file)]
     for place in places:
         best = ("", 0)
@@ -290,26 +284,28 @@ def pair_features(index: PassageIndex, side: OpinionSide, ret: Retrieval, text_c
     cls = list(text_classes)
     out = np.zeros((len(pairs), len(PAIR_FEATURES)), dtype=np.float64)
     bmax = ret.bm25.max(axis=1) if ret.bm25.size else np.zeros(len(side.texts))
+    bsum = ret.bm25.sum(axis=1)
+    # "stands out from the other passages": the runner-up per opinion (no margin with a single passage)
+    many = ret.req_cos.shape[1] > 1
+    second = np.sort(ret.req_cos, axis=1)[:, -2] if many else None
+    second_s = np.sort(ret.req_sent_cos, axis=1)[:, -2] if many else None
+    idf_max = max(index.lemma_idf.values(), default=1.0)
     for r, (i, j, rank) in enumerate(pairs):
         pl = index.lemmas[j]
         rl, al = side.req_lemmas[i], side.all_lemmas[i]
         pc, oc = index.candidates[j], side.candidates[i]
-        # "stands out from the other passages": no margin when the window has a single passage
-        second = np.partition(ret.req_cos[i], -2)[-2] if ret.req_cos.shape[1] > 1 else ret.req_cos[i, j]
-        second_s = np.partition(ret.req_sent_cos[i], -2)[-2] if ret.req_sent_cos.shape[1] > 1 else ret.req_sent_cos[i, j]
-        idf_max = max(index.lemma_idf.values(), default=1.0)
         w_req = sum(index.lemma_idf.get(x, idf_max) for x in rl)
         pos = np.flatnonzero(ret.top[i] == j)
         out[r] = [
             rank,
             ret.score[i, pos[0]] if len(pos) else ret.score[i, -1] - 1.0,
             ret.bm25[i, j] / bmax[i] if bmax[i] > 0 else 0.0,
-            ret.bm25[i, j] / (ret.bm25[i].sum() or 1.0),
+            ret.bm25[i, j] / (bsum[i] or 1.0),
             ret.cos[i, j],
             ret.req_cos[i, j],
-            ret.req_cos[i, j] - second,
+            ret.req_cos[i, j] - second[i] if many else 0.0,
             ret.req_sent_cos[i, j],
-            ret.req_sent_cos[i, j] - second_s,
+            ret.req_sent_cos[i, j] - second_s[i] if many else 0.0,
             len(rl & pl) / max(len(rl), 1),
             sum(index.lemma_idf.get(x, idf_max) for x in rl & pl) / (w_req or 1.0),
             len(al & pl) / max(len(al), 1),

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
-from scipy.sparse import issparse
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -32,10 +31,8 @@ from pipeline.config import ClassifyConfig, Domain
 from pipeline.embed import SentenceEncoder
 from pipeline.features import CueExtractor, with_stated
 from pipeline.grounding import CoverageModel
-from pipeline.policy import ConformalPolicy
+from pipeline.policy import RESOLVED, ConformalPolicy  # noqa: F401  (RESOLVED: the category the text model never learns)
 from pipeline.tokenize import FugashiTokenizer
-
-RESOLVED = "RESOLVED"
 
 
 def _blocks(features: Sequence[str], cfg: ClassifyConfig, for_candidate: bool) -> list[tuple]:
@@ -102,7 +99,7 @@ class OpinionModel:
     policy: ConformalPolicy
     features: tuple[str, ...]
     precedents: pd.DataFrame  # opinion_id, category, candidate_id, text of the training rows
-    precedent_vectors: np.ndarray  # L2-normalised vectors of the training rows (embeddings or TF-IDF)
+    precedent_vectors: np.ndarray  # L2-normalised sentence embeddings of the training rows
     categories: tuple[str, ...] = ()  # all seven, in the flowchart's order
     meta: dict = field(default_factory=dict)
 
@@ -129,18 +126,6 @@ def _proba(model: Pipeline, frame: pd.DataFrame, features, temperature: float) -
     if features is None:
         features = model.named_steps["features"].transform(frame)
     return softmax(model.named_steps["clf"].decision_function(features), temperature)
-
-
-def precedent_vectors(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
-    """Vectors to find the nearest labelled precedents: the embedding block if the model has one,
-    else the character n-grams of the opinion (both L2-normalised)."""
-    ct: ColumnTransformer = model.named_steps["features"]
-    name = "emb" if "emb" in ct.named_transformers_ else "char_text"
-    col = dict((n, c) for n, _, c in ct.transformers)[name]
-    v = ct.named_transformers_[name].transform(frame[col])
-    v = v.toarray() if issparse(v) else np.asarray(v)
-    norm = np.linalg.norm(v, axis=1, keepdims=True)
-    return (v / np.where(norm == 0, 1, norm)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- persistence
