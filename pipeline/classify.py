@@ -17,6 +17,7 @@ from pipeline.config import Domain
 from pipeline.embed import SentenceEncoder
 from pipeline.explain import SEP, observation_codes, render, top_cues
 from pipeline.grounding import PassageIndex, build_index, ground, grounding_frame, opinion_side
+from pipeline.mapping import FIT_COLUMNS, CandidateProfiles, build_profiles, evidence_codes, list_fit, pair_features as mapping_features, sentence_embeddings, softmax_rows
 from pipeline.model import ModelFileError, OpinionModel, load_model, prepare, save_model  # noqa: F401  (re-exported)
 from pipeline.policy import RESOLVED, SHARE, apply_platt, compose, review_codes
 from pipeline.tokenize import FugashiTokenizer
@@ -27,7 +28,7 @@ ADDRESSED_YES, ADDRESSED_NO = "記載あり", "記載なし"
 ADDRESSED_MIN_COVERAGE = 0.35  # a shared opinion whose best passage is at least this likely to settle it: 記載あり (for the WT to check)
 
 OUTPUT_COLUMNS = (
-    "candidate_id", "candidate_confidence", "candidate_runner_up", "candidate_evidence", "stated_id",
+    "candidate_id", "candidate_name", "candidate_confidence", "candidate_runner_up", "candidate_evidence", "stated_id",
     "category", "category_label", "category_confidence", "prediction_set", "runner_up", "runner_up_confidence", "category_evidence",
     "precedent_ids", "observations", "needs_review", "review_codes",
     "coverage", "resolved_by", "resolved_quote", "addressed_suggestion", "nearest_passage", "nearest_quote", "retrieved_passages", "reference_relevance",
@@ -57,39 +58,52 @@ def reference_index(passages, domain: Domain, an: Analysers, source: str = "") -
     return build_index(passages, domain, an.encode, an.lemmatize, source=source)
 
 
+def candidate_profiles(model: OpinionModel, domain: Domain, an: Analysers, index: PassageIndex | None) -> CandidateProfiles:
+    """The window's candidates (``domain.candidates``) ready for the mapping model, with the labelled
+    precedents of the systems the model has seen."""
+    names = model.precedents["candidate_name"].tolist() if "candidate_name" in model.precedents.columns else None
+    return build_profiles(domain, an.encode, an.lemmatize, index, names)
+
+
 def predict(
     model: OpinionModel, frame: pd.DataFrame, domain: Domain, index: PassageIndex | None = None, kind: str = "candidate-list",
-    explain: bool = True, batch: int = 1000, progress: bool = False, an: Analysers | None = None,
+    explain: bool = True, batch: int = 1000, progress: bool = False, an: Analysers | None = None, profiles: CandidateProfiles | None = None,
 ) -> pd.DataFrame:  # fmt: skip
-    """Structured decision columns for every row of ``frame`` (a normalised frame; order and number of rows kept)."""
+    """Structured decision columns for every row of ``frame`` (a normalised frame; order and number of rows
+    kept). ``domain`` carries the window's own candidate list."""
     out = frame.copy()
     if len(frame) == 0:
         for c in OUTPUT_COLUMNS:
             out[c] = pd.Series(dtype=object)
         return out
     an = an or analysers(model)
+    profiles = profiles or candidate_profiles(model, domain, an, index)
     X = prepare(frame, domain)
     starts = range(0, len(X), batch)
     if progress and len(X) > batch:
         from tqdm import tqdm
 
         starts = tqdm(starts, desc="分類", unit="batch", total=(len(X) + batch - 1) // batch)
-    parts = [_predict_part(model, X.iloc[i : i + batch].reset_index(drop=True), domain, index, kind, explain, an) for i in starts]
+    parts = [_predict_part(model, X.iloc[i : i + batch].reset_index(drop=True), domain, index, kind, explain, an, profiles) for i in starts]
     res = pd.concat(parts, ignore_index=True)
     for c in res.columns:
         out[c] = res[c].to_numpy()
     return out
 
 
-def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: PassageIndex | None, kind: str, explain: bool, an: Analysers) -> pd.DataFrame:
-    text_classes, cand_classes, classes = model.text_classes, model.candidate_classes, list(model.categories)
+def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: PassageIndex | None, kind: str, explain: bool, an: Analysers, profiles: CandidateProfiles) -> pd.DataFrame:
+    text_classes, cand_classes, classes = model.text_classes, profiles.ids, list(model.categories)
+    emb = an.encode(X["match_text"])
+    texts = X["match_text"].tolist()
+    Fm = mapping_features(profiles, texts, emb, sentence_embeddings(texts, an.encode), precedent_vectors=model.precedent_vectors,
+                          learned=model.learned_proba(X), learned_names=model.learned_names)  # fmt: skip
+    p_cand = softmax_rows(model.mapping.scores(Fm), model.mapping_temperature)
+    X = X.copy()
+    X[list(FIT_COLUMNS)] = list_fit(Fm, profiles)
     Xt = model.text.named_steps["features"].transform(X)
-    Xk = model.candidate.named_steps["features"].transform(X)
     p_text = model.text_proba(X, Xt)
-    p_cand = model.candidate_proba(X, Xk)
     cand_idx = p_cand.argmax(1)
     cands = [cand_classes[k] for k in cand_idx]
-    emb = an.encode(X["match_text"])
     side = opinion_side(X["match_text"].tolist(), cands, p_text, an.encode, an.lemmatize, emb=emb)
     n = len(X)
     if index is not None and len(index):
@@ -117,11 +131,13 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
     rows = []
     for i in range(n):
         ci, ki = int(pred[i]), int(cand_idx[i])
+        cname = profiles.profiles[ki].name
         cat = classes[ci]
         order = np.argsort(-P[i])
         k_order = np.argsort(-p_cand[i])
         row = {
             "candidate_id": cand_classes[ki],
+            "candidate_name": cname,
             "candidate_confidence": round(float(cand_conf[i]), 4),
             "candidate_runner_up": cand_classes[int(k_order[1])] if len(k_order) > 1 else "",
             "stated_id": X["stated_id"].iloc[i],
@@ -150,7 +166,7 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
         if explain:
             if cat in text_classes:
                 row["category_evidence"] = SEP.join(top_cues(model.text, Xt[i], text_classes.index(cat)))
-            row["candidate_evidence"] = SEP.join(top_cues(model.candidate, Xk[i], ki))
+            row["candidate_evidence"] = SEP.join(evidence_codes(Fm[i, ki], profiles.profiles[ki], texts[i]))
             if len(model.precedents) and prec_sim.shape[1] == len(model.precedents):
                 row["precedent_ids"] = SEP.join(model.precedents["opinion_id"].iloc[j] for j in np.argsort(-prec_sim[i])[:2])
         rows.append(row)
@@ -159,7 +175,8 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
 
 def classify_frame(model: OpinionModel, frame: pd.DataFrame, domain: Domain, index: PassageIndex | None, kind: str, progress: bool = False, an: Analysers | None = None) -> pd.DataFrame:
     """The batch's classify stage (``opinions run`` and the DVC stage call this one function): the
-    structured columns, their Japanese rendering, and the model version."""
+    structured columns, their Japanese rendering, and the model version. ``domain`` carries the window's
+    candidate list (``Domain.with_candidates``)."""
     res = render(predict(model, frame, domain, index, kind, explain=True, progress=progress, an=an), domain, model.precedents)
     res["model_version"] = f"{model.meta.get('data_version', '')}@{str(model.meta.get('git_sha', ''))[:8]}"
     return res

@@ -18,6 +18,9 @@ class Candidate:
     number: int | None
     name: str
     aliases: tuple[str, ...]
+    ministry: str = ""
+    description: str = ""  # what the candidate-list document says the system is to do
+    general: bool = False  # the cross-cutting entry (全般)
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,17 @@ class Domain:
 
     def candidate_name(self, cid: str) -> str:
         return {c.id: c.name for c in self.candidates}.get(cid, cid)
+
+    @property
+    def general_id(self) -> str:
+        """The cross-cutting candidate (全般) of this list."""
+        return next((c.id for c in self.candidates if c.general), "")
+
+    def with_candidates(self, candidates) -> "Domain":
+        """The same categories and headers with a window's own candidate list."""
+        from dataclasses import replace
+
+        return replace(self, candidates=tuple(candidates))
 
 
 @dataclass(frozen=True)
@@ -74,7 +88,6 @@ class ClassifyConfig:
     char_ngram: tuple[int, int] = (1, 3)
     cue_weight: float = 1.0
     C: float = 4.0
-    candidate_C: float = 8.0
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -94,7 +107,7 @@ def _read_yaml(path: Path) -> Any:
 @lru_cache(maxsize=4)
 def load_domain(configs: Path = paths.CONFIGS) -> Domain:
     cands = tuple(
-        Candidate(id=c["id"], number=c.get("number"), name=c["name"], aliases=tuple(c.get("aliases") or ()))
+        Candidate(id=c["id"], number=c.get("number"), name=c["name"], aliases=tuple(c.get("aliases") or ()), ministry=c.get("ministry") or "", general=str(c["name"]).startswith("全般"))
         for c in _read_yaml(configs / "candidates.yaml")
     )
     cats = tuple(Category(code=c["code"], label=c["label"]) for c in _read_yaml(configs / "categories.yaml"))

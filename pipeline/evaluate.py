@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from pipeline.classify import Analysers, OpinionModel, analysers, predict, reference_index
+from pipeline.classify import Analysers, OpinionModel, analysers, predict, prepare, reference_index
 from pipeline.config import DedupeConfig, Domain
 from pipeline.dedupe import group_duplicates
 from pipeline.labeled import CorpusReferences
@@ -69,8 +69,9 @@ def predict_windows(model: OpinionModel, rows: pd.DataFrame, domain: Domain, ref
     parts = []
     for w, idx in frame.groupby("window", sort=False).groups.items():
         ps = (passages or {}).get(w, refs.passages.get(w, ()) if refs is not None else ())
-        index = reference_index(ps, domain, an, source=w) if ps else None
-        part = predict(model, frame.loc[idx], domain, index, window_kind(w, refs), explain=True, an=an)
+        wd = refs.window_domain(w, domain) if refs is not None else domain
+        index = reference_index(ps, wd, an, source=w) if ps else None
+        part = predict(model, frame.loc[idx], wd, index, window_kind(w, refs), explain=True, an=an)
         part.index = idx
         parts.append(part)
     return pd.concat(parts).sort_index()
@@ -229,4 +230,53 @@ def counterfactual_metrics(model: OpinionModel, rows: pd.DataFrame, domain: Doma
                 ok.append(not (p["category"] == RESOLVED and p["resolved_by"] == extra.id and not bool(p["needs_review"])))
         out[f"{name}_passage_ok"] = float(np.mean(ok)) if ok else float("nan")
         out[f"{name}_n"] = int(len(ok))
+    return out
+
+
+def per_window_metrics(pred: pd.DataFrame, rows: pd.DataFrame, domain: Domain) -> dict:
+    """The headline figures of each window apart (rows aligned with pred)."""
+    keys = ("rows", "category_macro_f1", "candidate_accuracy", "share_recall", "share_auto_excluded", "review_rate", "auto_accuracy")
+    out = {}
+    for w, idx in rows.groupby("window", sort=True).groups.items():
+        m = classification_metrics(pred.loc[idx].reset_index(drop=True), rows.loc[idx].reset_index(drop=True), domain)
+        out[w] = {k: m[k] for k in keys} | {"resolved_f1": m["per_class"]["RESOLVED"]["f1"]}
+    return out
+
+
+def mapping_by_list_size(model: OpinionModel, rows: pd.DataFrame, domain: Domain, refs: CorpusReferences, sizes=(2, 4, 6, 9, 14), draws: int = 8, seed: int = 0, an: Analysers | None = None) -> dict:
+    """Candidate accuracy when the window's list holds only ``k`` of its candidates (the gold one and
+    k−1 others drawn at random, the cross-cutting entry always kept): how mapping degrades as lists grow.
+    Each size is averaged over ``draws`` random lists; rows whose gold candidate is not drawn are skipped."""
+    from pipeline.classify import candidate_profiles
+    from pipeline.mapping import pair_features, sentence_embeddings, softmax_rows
+
+    an = an or analysers(model)
+    rng = np.random.default_rng(seed)
+    frame = normalise(rows.reset_index(drop=True))
+    emb = an.encode(frame["match_text"])
+    sent = sentence_embeddings(frame["match_text"].tolist(), an.encode)
+    learned = model.learned_proba(prepare(frame, domain))
+    out: dict = {}
+    for w, idx in frame.groupby("window", sort=True).groups.items():
+        wd = refs.window_domain(w, domain)
+        specific = [c for c in wd.candidates if not c.general]
+        general = [c for c in wd.candidates if c.general]
+        idx = np.asarray(idx)
+        for k in sizes:
+            if k - 1 > len(specific) or k < 2:
+                continue
+            hits, n = 0, 0
+            for _ in range(draws):
+                chosen = [specific[i] for i in sorted(rng.choice(len(specific), size=k - 1, replace=False))] + general
+                ids = [c.id for c in chosen]
+                sel = idx[np.isin(frame["candidate_id"].to_numpy()[idx], ids)]
+                if not len(sel):
+                    continue
+                prof = candidate_profiles(model, wd.with_candidates(chosen), an, None)
+                F = pair_features(prof, frame["match_text"].iloc[sel].tolist(), emb[sel], [sent[i] for i in sel], precedent_vectors=model.precedent_vectors,
+                                  learned=learned[sel], learned_names=model.learned_names)  # fmt: skip
+                pick = softmax_rows(model.mapping.scores(F), model.mapping_temperature).argmax(1)
+                hits += int((np.array(ids)[pick] == frame["candidate_id"].to_numpy()[sel]).sum())
+                n += len(sel)
+            out.setdefault(w, {})[str(k)] = {"candidates": k, "accuracy": hits / n if n else float("nan"), "rows": n}
     return out

@@ -87,6 +87,11 @@ def parse_stated_candidate(stated: str, domain: Domain) -> str:
     s = (stated or "").strip()
     if not s:
         return ""
+    up = unicodedata.normalize("NFKC", s).upper()
+    for c in domain.candidates:  # an id typed as the list shows it: 「K03」「R8-03 道路占用」
+        cid = c.id.upper()
+        if re.search(r"\d", cid) and up.startswith(cid) and not up[len(cid) : len(cid) + 1].isdigit():
+            return c.id
     if s[0] in _CIRCLED:
         num = _CIRCLED[s[0]]
     else:

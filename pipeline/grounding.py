@@ -66,7 +66,7 @@ def tag_candidate(file: str, headings: Sequence[str], domain: Domain) -> str:
     for place in places:
         best = ("", 0)
         for c in domain.candidates:
-            if c.id == "C00":
+            if c.general:
                 continue
             for name in (c.name, *c.aliases):
                 n = nfkc(name)

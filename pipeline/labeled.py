@@ -16,6 +16,7 @@ import pandas as pd
 from pipeline import paths
 from pipeline.config import Domain, load_domain
 
+HELDOUT = "heldout"  # whole windows never trained or tuned on (data/labeled/heldout/<window>.csv)
 REQUIRED = ("opinion_id", "window", "body", "prefecture", "stated_candidate", "text", "reason", "candidate_id", "category", "dup_group", "note", "writer", "split")
 SPLITS = ("train", "dev")
 
@@ -24,7 +25,9 @@ class LabeledDataError(ValueError):
     pass
 
 
-def validate(frame: pd.DataFrame, domain: Domain, source: str = "labelled data") -> None:
+def validate(frame: pd.DataFrame, domain: Domain, source: str = "labelled data", lists: dict | None = None) -> None:
+    """``lists``: window → candidates.CandidateList for windows with a list of their own (harvested from a
+    queue); their rows are checked against it instead of the configured list."""
     errors: list[str] = []
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
@@ -37,7 +40,9 @@ def validate(frame: pd.DataFrame, domain: Domain, source: str = "labelled data")
     bad_cat = ~frame["category"].isin(domain.category_codes)
     if bad_cat.any():
         errors.append(f"unknown category codes {sorted(set(frame.loc[bad_cat, 'category']))} in rows {rows(bad_cat)}")
-    bad_cand = ~frame["candidate_id"].isin(domain.candidate_ids)
+    allowed = {w: {c.id for c in cl.candidates} for w, cl in (lists or {}).items()}
+    base = set(domain.candidate_ids)
+    bad_cand = pd.Series([c not in allowed.get(w, base) for w, c in zip(frame["window"], frame["candidate_id"])], index=frame.index, dtype=bool)
     if bad_cand.any():
         errors.append(f"unknown candidate ids {sorted(set(frame.loc[bad_cand, 'candidate_id']))} in rows {rows(bad_cand)}")
     dup_id = frame["opinion_id"].duplicated(keep=False)
@@ -46,7 +51,7 @@ def validate(frame: pd.DataFrame, domain: Domain, source: str = "labelled data")
     empty = frame["text"].str.strip() == ""
     if empty.any():
         errors.append(f"empty text in rows {rows(empty)}")
-    bad_split = ~frame["split"].isin(SPLITS)
+    bad_split = ~frame["split"].isin(SPLITS if lists is None or not any(frame["split"] == HELDOUT) else (*SPLITS, HELDOUT))
     if bad_split.any():
         errors.append(f"split must be one of {SPLITS} in rows {rows(bad_split)}")
     grouped = frame[frame["dup_group"] != ""].groupby("dup_group")
@@ -65,6 +70,19 @@ def load_labeled(path: Path = paths.LABELED_CSV, domain: Domain | None = None) -
         raise FileNotFoundError(f"{path}: labelled data not found (data/labeled/opinions.csv is part of the repository)")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     validate(frame, domain or load_domain(), str(path))
+    return frame
+
+
+def load_heldout(root: Path = paths.LABELED / HELDOUT, domain: Domain | None = None, lists: dict | None = None) -> pd.DataFrame:
+    """The held-out windows (one CSV per window, split ``heldout``), each validated against its own
+    candidate list (``lists``: window → CandidateList, from load_corpus_references)."""
+    files = sorted(root.glob("*.csv")) if root.is_dir() else []
+    if not files:
+        return pd.DataFrame(columns=list(REQUIRED))
+    frame = pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False, encoding="utf-8") for f in files], ignore_index=True)
+    if (frame["split"] != HELDOUT).any():
+        raise LabeledDataError(f"{root}: split は heldout だけです（{sorted(set(frame['split']) - {HELDOUT})}）")
+    validate(frame, domain or load_domain(), str(root), lists or {})
     return frame
 
 
@@ -147,8 +165,10 @@ def load_training_corpus(path: Path = paths.LABELED_CSV, harvested: Path = paths
     corpus = load_labeled(path, domain)
     frames = [corpus]
     refused = 0
+    lists: dict = {}
     for f in sorted(harvested.glob("*.csv")) if harvested.is_dir() else []:
         rows = pd.read_csv(f, dtype=str, keep_default_na=False, encoding="utf-8")
+        lists.update(harvested_lists(f, rows))
         if len(rows) and {"text", "body"} <= set(rows.columns):
             dev = dev_text_rows(rows, corpus)
             if dev.any():
@@ -157,9 +177,28 @@ def load_training_corpus(path: Path = paths.LABELED_CSV, harvested: Path = paths
             rows = rows[~dev]
         frames.append(rows)
     frame = pd.concat(frames, ignore_index=True)[list(REQUIRED)]
-    validate(frame, domain, f"{path} + {harvested}")
+    validate(frame, domain, f"{path} + {harvested}", lists)
     frame.attrs["refused_dev_rows"] = refused
+    frame.attrs["candidate_lists"] = lists
     return frame
+
+
+def harvested_lists(csv: Path, rows: pd.DataFrame) -> dict:
+    """The candidate list a harvested file's window used (``<file>.candidates.json`` beside it, written by
+    ``opinions queue harvest``); {} for a file without one (the configured list)."""
+    import json
+
+    from pipeline.candidates import from_manifest
+
+    f = candidates_file(csv)
+    if not f.exists() or not len(rows):
+        return {}
+    cl = from_manifest(json.loads(f.read_text(encoding="utf-8")))
+    return {w: cl for w in rows["window"].unique()}
+
+
+def candidates_file(csv: Path) -> Path:
+    return csv.with_suffix(".candidates.json")
 
 
 # --------------------------------------------------------------------------- reference documents of the corpus windows
@@ -180,6 +219,12 @@ class CorpusReferences:
     problems: tuple[str, ...] = ()
     kinds: dict | None = None  # window → kind (its window.yaml)
     also: dict | None = None  # opinion_id → other passage ids that settle it too (settles_also.csv, an audit)
+    candidates: dict | None = None  # window → candidates.CandidateList (its window.yaml, else its candidate-list document)
+
+    def window_domain(self, window: str, domain: Domain) -> Domain:
+        """``domain`` with the window's own candidate list (the configured list for a window without one)."""
+        cl = (self.candidates or {}).get(window)
+        return domain.with_candidates(cl.candidates) if cl is not None else domain
 
     def settling(self, opinion_id: str) -> set:
         """Every passage that settles the opinion (the named one and the audited alternatives)."""
@@ -214,9 +259,12 @@ def _quoted(path: Path, passages, problems: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def load_corpus_references(root: Path = paths.LABELED_REFERENCES) -> CorpusReferences:
-    from pipeline.references import load_window_meta, split_passages
+def load_corpus_references(root: Path = paths.LABELED_REFERENCES, domain: Domain | None = None) -> CorpusReferences:
+    from pipeline.candidates import resolve_candidates
+    from pipeline.references import ReferenceSet, load_window_meta, split_passages
 
+    domain = domain or load_domain()
+    candidates: dict = {}
     passages: dict = {}
     kinds: dict = {}
     also: dict = {}
@@ -229,7 +277,9 @@ def load_corpus_references(root: Path = paths.LABELED_REFERENCES) -> CorpusRefer
                 if f.name not in REFERENCE_NOTES:
                     got.extend(split_passages(f.read_text(encoding="utf-8-sig"), f.name))
             passages[d.name] = tuple(got)
-            kinds[d.name] = load_window_meta(d).kind
+            meta = load_window_meta(d)
+            kinds[d.name] = meta.kind
+            candidates[d.name] = resolve_candidates(meta, ReferenceSet(tuple(got), (), "window", ()), domain, d)
             for oid, pid in _quoted(d / "settles.csv", got, problems):
                 gold[oid] = pid
             for oid, pid in _quoted(d / "settles_also.csv", got, problems):
@@ -240,4 +290,4 @@ def load_corpus_references(root: Path = paths.LABELED_REFERENCES) -> CorpusRefer
         cols = ["opinion_id", "window", "split", "heading", "passage", "kind"]
         return pd.read_csv(f, dtype=str, keep_default_na=False) if f.exists() else pd.DataFrame(columns=cols)
 
-    return CorpusReferences(passages, gold, table("counterfactual_passages.csv"), table("counterfactual_nearmiss.csv"), tuple(problems), kinds, also)
+    return CorpusReferences(passages, gold, table("counterfactual_passages.csv"), table("counterfactual_nearmiss.csv"), tuple(problems), kinds, also, candidates)

@@ -3,9 +3,11 @@
 - the **text model**: logistic regression over character n-grams (opinion and reason), fugashi lemmas
   and sentence embeddings, over six categories — every category but 解決済, which is not a property of
   the text (policy.compose adds it from the grounding);
-- the **candidate model**: the same features of the opinion text alone. The submitter's 対象 column is
-  not a feature: it is wrong in about one real submission in ten, and a model that reads it follows it;
-  it is shown to the reviewer as a hint (explain.py);
+- the **mapping model** (mapping.MappingModel): which candidate of the *window's own list* an opinion
+  concerns, from features of (opinion, candidate) pairs that do not depend on which system the candidate
+  is, so a new year's list needs no labelled rows. The submitter's 対象 column is not a feature: it is
+  wrong in about one real submission in ten, and a model that reads it follows it; it is shown to the
+  reviewer as a hint (explain.py);
 - the **coverage model** (grounding.CoverageModel): does a passage settle an opinion.
 
 Files are skops (no code runs on load beyond the explicit list of types below), JSON and NPZ.
@@ -31,31 +33,47 @@ from pipeline.config import ClassifyConfig, Domain
 from pipeline.embed import SentenceEncoder
 from pipeline.features import CueExtractor, with_stated
 from pipeline.grounding import CoverageModel
+from pipeline.mapping import FIT_COLUMNS, MappingModel
 from pipeline.policy import RESOLVED, ConformalPolicy  # noqa: F401  (RESOLVED: the category the text model never learns)
 from pipeline.tokenize import FugashiTokenizer
 
 
-def _blocks(features: Sequence[str], cfg: ClassifyConfig, for_candidate: bool) -> list[tuple]:
+def _blocks(features: Sequence[str], cfg: ClassifyConfig) -> list[tuple]:
     lo, hi = cfg.char_ngram
     blocks: list[tuple] = []
     if "char" in features:
         blocks.append(("char_text", TfidfVectorizer(analyzer="char", ngram_range=(lo, hi), min_df=2, sublinear_tf=True, max_features=150_000), "match_text"))
-        if not for_candidate:
-            blocks.append(("char_reason", TfidfVectorizer(analyzer="char", ngram_range=(lo, hi), min_df=2, sublinear_tf=True, max_features=60_000), "match_reason"))
+        blocks.append(("char_reason", TfidfVectorizer(analyzer="char", ngram_range=(lo, hi), min_df=2, sublinear_tf=True, max_features=60_000), "match_reason"))
     if "word" in features:
-        blocks.append(("word", TfidfVectorizer(analyzer=FugashiTokenizer(), min_df=2, sublinear_tf=True), "match_text" if for_candidate else "match_all"))
-    if "cues" in features and not for_candidate:
+        blocks.append(("word", TfidfVectorizer(analyzer=FugashiTokenizer(), min_df=2, sublinear_tf=True), "match_all"))
+    if "cues" in features:
         blocks.append(("cues", Pipeline([("cue", CueExtractor()), ("scale", StandardScaler())]), ["match_text", "match_reason"]))
     if "emb" in features:
         blocks.append(("emb", SentenceEncoder(model=cfg.encoder, max_chars=cfg.embed_max_chars), "match_text"))
+    if "fit" in features:  # how well the opinion fits the window's candidate list (mapping.list_fit)
+        blocks.append(("fit", StandardScaler(), list(FIT_COLUMNS)))
     return blocks
 
 
-def build_model(features: Sequence[str], cfg: ClassifyConfig, for_candidate: bool) -> Pipeline:
+def build_candidate_model(cfg: ClassifyConfig) -> Pipeline:
+    """What is still learned per candidate: a classifier over the *names* of the systems the labelled corpus
+    covers (character n-grams and lemmas of the opinion text). The mapping model uses its
+    probability as one feature of a known system; a new system has none."""
+    lo, hi = cfg.char_ngram
+    blocks = [
+        ("char_text", TfidfVectorizer(analyzer="char", ngram_range=(lo, hi), min_df=2, sublinear_tf=True, max_features=150_000), "match_text"),
+        ("word", TfidfVectorizer(analyzer=FugashiTokenizer(), min_df=2, sublinear_tf=True), "match_text"),
+    ]
+    # no embedding block: the mapping's precedent feature carries the embeddings, and a text is encoded once
+    return Pipeline([("features", ColumnTransformer(blocks, sparse_threshold=1.0)), ("clf", LogisticRegression(C=8.0, max_iter=5000, class_weight="balanced", random_state=cfg.seed))])
+
+
+def build_model(features: Sequence[str], cfg: ClassifyConfig) -> Pipeline:
+    """The text model: six categories from the opinion and its reason."""
     return Pipeline(
         [
-            ("features", ColumnTransformer(_blocks(features, cfg, for_candidate), sparse_threshold=1.0, transformer_weights={"cues": cfg.cue_weight})),
-            ("clf", LogisticRegression(C=cfg.candidate_C if for_candidate else cfg.C, max_iter=5000, class_weight="balanced", random_state=cfg.seed)),
+            ("features", ColumnTransformer(_blocks(features, cfg), sparse_threshold=1.0, transformer_weights={"cues": cfg.cue_weight})),
+            ("clf", LogisticRegression(C=cfg.C, max_iter=5000, class_weight="balanced", random_state=cfg.seed)),
         ]
     )
 
@@ -91,14 +109,16 @@ def fit_temperature(logits: np.ndarray, y_idx: np.ndarray) -> float:
 @dataclass
 class OpinionModel:
     text: Pipeline  # six categories (no 解決済)
-    candidate: Pipeline
+    learned: Pipeline  # build_candidate_model: the labelled systems, by name
+    learned_temperature: float
+    mapping: MappingModel
     coverage: CoverageModel
     text_temperature: float
-    candidate_temperature: float
+    mapping_temperature: float
     coverage_platt: tuple[float, float]
     policy: ConformalPolicy
     features: tuple[str, ...]
-    precedents: pd.DataFrame  # opinion_id, category, candidate_id, text of the training rows
+    precedents: pd.DataFrame  # opinion_id, category, candidate_id, candidate_name, text of the training rows
     precedent_vectors: np.ndarray  # L2-normalised sentence embeddings of the training rows
     categories: tuple[str, ...] = ()  # all seven, in the flowchart's order
     meta: dict = field(default_factory=dict)
@@ -107,15 +127,16 @@ class OpinionModel:
     def text_classes(self) -> list[str]:
         return list(self.text.classes_)
 
-    @property
-    def candidate_classes(self) -> list[str]:
-        return list(self.candidate.classes_)
-
     def text_proba(self, frame: pd.DataFrame, features=None) -> np.ndarray:
         return _proba(self.text, frame, features, self.text_temperature)
 
-    def candidate_proba(self, frame: pd.DataFrame, features=None) -> np.ndarray:
-        return _proba(self.candidate, frame, features, self.candidate_temperature)
+    def learned_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """(rows × learned_names): the per-system classifier's probabilities."""
+        return _proba(self.learned, frame, None, self.learned_temperature)
+
+    @property
+    def learned_names(self) -> list[str]:
+        return list(self.learned.classes_)
 
     def encoder(self) -> SentenceEncoder | None:
         ct: ColumnTransformer = self.text.named_steps["features"]
@@ -138,7 +159,7 @@ TRUSTED_TYPES = (
     "pipeline.tokenize.FugashiTokenizer",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 )  # beyond these, only what skops trusts by default (scikit-learn estimators, numpy arrays, builtins)
-PART_FILES = ("text", "candidate", "coverage")
+PART_FILES = ("text", "learned", "mapping", "coverage")
 
 
 class ModelFileError(RuntimeError):
@@ -150,7 +171,8 @@ def save_model(model: OpinionModel, directory: Path) -> None:
 
     directory.mkdir(parents=True, exist_ok=True)
     sio.dump(model.text, directory / "text.skops")
-    sio.dump(model.candidate, directory / "candidate.skops")
+    sio.dump(model.mapping.clf, directory / "mapping.skops")
+    sio.dump(model.learned, directory / "learned.skops")
     sio.dump(model.coverage.clf, directory / "coverage.skops")
     np.savez_compressed(directory / "precedents.npz", vectors=model.precedent_vectors)
     np.savez_compressed(directory / "calibration.npz", alphas=model.policy.cal_alphas, labels=model.policy.cal_labels)
@@ -159,7 +181,8 @@ def save_model(model: OpinionModel, directory: Path) -> None:
     meta.update(
         {
             "text_temperature": model.text_temperature,
-            "candidate_temperature": model.candidate_temperature,
+            "mapping_temperature": model.mapping_temperature,
+            "learned_temperature": model.learned_temperature,
             "coverage_platt": list(model.coverage_platt),
             "policy": model.policy.to_dict(),
             "features": list(model.features),
@@ -176,8 +199,8 @@ def load_model(directory: Path) -> OpinionModel:
     if not meta_path.exists():
         raise ModelFileError(f"{directory}: 学習済みモデルがありません（meta.json がない）。`opinions train` で学習してください。")
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if "text_temperature" not in meta:
-        raise ModelFileError(f"{directory}: 旧い形式のモデルです（文書を参照しない版）。`opinions train` で学習し直してください。")
+    if "mapping_temperature" not in meta:
+        raise ModelFileError(f"{directory}: 旧い形式のモデルです（対象候補を照会回の候補一覧から判断しない版）。`opinions train` で学習し直してください。")
     parts = {}
     for name in PART_FILES:
         path = directory / f"{name}.skops"
@@ -189,13 +212,17 @@ def load_model(directory: Path) -> OpinionModel:
         parts[name] = sio.load(path, trusted=list(TRUSTED_TYPES))
     coverage = CoverageModel()
     coverage.clf = parts["coverage"]
+    mapping = MappingModel()
+    mapping.clf = parts["mapping"]
     cal = np.load(directory / "calibration.npz")
     return OpinionModel(
         text=parts["text"],
-        candidate=parts["candidate"],
+        learned=parts["learned"],
+        learned_temperature=float(meta["learned_temperature"]),
+        mapping=mapping,
         coverage=coverage,
         text_temperature=float(meta["text_temperature"]),
-        candidate_temperature=float(meta["candidate_temperature"]),
+        mapping_temperature=float(meta["mapping_temperature"]),
         coverage_platt=tuple(meta["coverage_platt"]),
         policy=ConformalPolicy.from_dict(meta["policy"], cal["alphas"], cal["labels"]),
         features=tuple(meta["features"]),

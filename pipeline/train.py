@@ -15,19 +15,22 @@ written for training (a 共有すべきもの opinion and a passage that would s
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
 
 from pipeline.classify import Analysers, analysers, reference_index
 from pipeline.config import ClassifyConfig, Domain
 from pipeline.grounding import PAIR_FEATURES, CoverageModel, candidate_pairs, opinion_side, pair_features, retrieve
 from pipeline.labeled import CorpusReferences
-from pipeline.model import RESOLVED, OpinionModel, build_model, fit_temperature, prepare, softmax
+from pipeline.mapping import FIT_COLUMNS, MAPPING_PRECEDENT, MappingModel, build_profiles, hide_masks, list_fit, pair_features as mapping_features, sentence_embeddings, softmax_rows
+from pipeline.mapping import fit_temperature as fit_mapping_temperature
+from pipeline.model import RESOLVED, OpinionModel, build_candidate_model, build_model, fit_temperature, prepare, softmax
 from pipeline.normalize import normalise
 from pipeline.policy import OUT_OF_SCOPE, SHARE, ConformalPolicy, apply_platt, choose_epsilons, compose, platt
 from pipeline.references import Passage
@@ -94,14 +97,13 @@ def _extra_passage(row, n: int) -> Passage:
     return Passage(id=f"追加資料.md#追加資料 > {heading}#{n}", file="追加資料.md", headings=("追加資料", heading), n=n, text=str(row.passage))
 
 
-def build_pairs(X: pd.DataFrame, refs: CorpusReferences, domain: Domain, an: Analysers, p_text: np.ndarray, text_classes: list[str], candidates: list[str], groups: np.ndarray, emb: np.ndarray) -> tuple[Pairs, dict]:
+def build_pairs(X: pd.DataFrame, refs: CorpusReferences, domain: Domain, an: Analysers, p_text: np.ndarray, text_classes: list[str], candidates: list[str], groups: np.ndarray, emb: np.ndarray, indexes: dict) -> tuple[Pairs, dict]:
     """Labelled (opinion, passage) pairs: the k retrieved passages of every in-scope opinion of a window
     with documents (label 1 for the passage settles.csv names), the gold passage added when retrieval
     missed it, and the counterfactual training sets (window documents + one passage that settles a
     共有すべきもの opinion)."""
     feats, ys, ops, retr, aug, grp = [], [], [], [], [], []
     recall_hits, recall_n = 0, 0
-    indexes = {w: reference_index(ps, domain, an, source=w) for w, ps in refs.passages.items() if ps}
     for w, index in indexes.items():
         rows = np.flatnonzero((X["window"].to_numpy() == w) & (X["category"].to_numpy() != OUT_OF_SCOPE))
         if not len(rows):
@@ -132,7 +134,7 @@ def build_pairs(X: pd.DataFrame, refs: CorpusReferences, domain: Domain, an: Ana
         if i is None or r.window not in refs.passages:
             continue
         extra = _extra_passage(r, n)
-        index = reference_index(tuple(refs.passages[r.window]) + (extra,), domain, an, source=f"{r.window}+cf")
+        index = reference_index(tuple(refs.passages[r.window]) + (extra,), refs.window_domain(r.window, domain), an, source=f"{r.window}+cf")
         side = opinion_side([X["match_text"].iloc[i]], [candidates[i]], p_text[[i]], an.encode, an.lemmatize, emb=emb[[i]])
         ret = retrieve(index, side, RETRIEVE_K)
         j = len(index) - 1
@@ -170,6 +172,107 @@ def oof_coverage(pairs: Pairs, n_rows: int, splits_groups: np.ndarray, seed: int
     return cov
 
 
+# --------------------------------------------------------------------------- the mapping model (candidates)
+
+
+@dataclass
+class MappingFit:
+    model: MappingModel
+    temperature: float
+    oof_ids: list[str]  # per row: the candidate chosen out of fold (precedents as at run time)
+    oof_conf: np.ndarray
+    report: dict
+    names: list[str]  # per row: its candidate's name in its window's list
+    fit: np.ndarray  # per row: mapping.list_fit on its window's full list (the text model's "fit" block)
+
+
+SUBLIST_SIZES = (2, 3, 5, 8)  # lists of these many candidates (the cross-cutting one included) are drawn too
+SUBLIST_DRAWS = 2
+
+
+def _sublists(domain: Domain, rng: np.random.Generator) -> list[Domain]:
+    """Random shorter lists of the window's candidates (the cross-cutting entry kept): a new year's list
+    may hold three systems or twenty, and scores standardised over a list behave differently."""
+    specific = [c for c in domain.candidates if not c.general]
+    general = [c for c in domain.candidates if c.general]
+    out = []
+    for k in SUBLIST_SIZES:
+        if k - 1 < len(specific):
+            for _ in range(SUBLIST_DRAWS):
+                pick = sorted(rng.choice(len(specific), size=k - 1, replace=False))
+                out.append(domain.with_candidates([specific[i] for i in pick] + general))
+    return out
+
+
+def fit_mapping(X: pd.DataFrame, domain: Domain, refs: CorpusReferences, an: Analysers, emb: np.ndarray, splits, indexes: dict, seed: int,
+                learned: np.ndarray | None = None, learned_names: Sequence[str] | None = None) -> MappingFit:  # fmt: skip
+    """The pair model over (opinion, candidate of its window's list), with out-of-fold scores by writer.
+
+    Precedent features of a row come from the rows of other writers only. Every row enters training with
+    its window's list and with shorter random lists holding its candidate, each three times
+    (``hide_masks``), so that the model scores known, new and mixed lists of any length alike."""
+    windows = X["window"].to_numpy()
+    gold = X["candidate_id"].to_numpy()
+    texts = X["match_text"].tolist()
+    sent = sentence_embeddings(texts, an.encode)
+    wdom = {w: refs.window_domain(w, domain) for w in np.unique(windows)}
+    names = [wdom[w].candidate_name(c) for w, c in zip(windows, gold)]
+    rng = np.random.default_rng(seed)
+    full: dict[int, tuple[np.ndarray, list[str]]] = {}
+    fit = np.zeros((len(X), len(FIT_COLUMNS)))
+    extra: list[tuple[int, np.ndarray, list[str]]] = []
+    for tr, te in splits:
+        prec_names = [names[i] for i in tr]
+        for w in np.unique(windows[te]):
+            rows = te[windows[te] == w]
+            for n_list, d in enumerate([wdom[w], *_sublists(wdom[w], rng)]):
+                prof = build_profiles(d, an.encode, an.lemmatize, indexes.get(w), prec_names)
+                keep = rows if n_list == 0 else rows[np.isin(gold[rows], prof.ids)]
+                if not len(keep):
+                    continue
+                feats = mapping_features(prof, [texts[i] for i in keep], emb[keep], [sent[i] for i in keep], precedent_vectors=emb[tr],
+                                         learned=learned[keep] if learned is not None else None, learned_names=learned_names)  # fmt: skip
+                if n_list == 0:
+                    fit[keep] = list_fit(feats, prof)
+                for k, i in enumerate(keep):
+                    if n_list == 0:
+                        full[int(i)] = (feats[k], prof.ids)
+                    else:
+                        extra.append((int(i), feats[k], prof.ids))
+    pair_X, pair_y, pair_row = [], [], []
+    for i, F, ids in [(i, *full[i]) for i in range(len(X))] + extra:
+        y = (np.array(ids) == gold[i]).astype(int)
+        for hide in hide_masks(1, len(ids), rng):
+            f = F.copy()
+            f[np.ix_(np.flatnonzero(hide[0]), MAPPING_PRECEDENT)] = np.nan
+            pair_X.append(f)
+            pair_y.append(y)
+            pair_row.append(np.full(len(ids), i))
+    PX, Py, Prow = np.vstack(pair_X), np.concatenate(pair_y), np.concatenate(pair_row)
+    oof = [np.zeros(0)] * len(X)
+    oof_new = [np.zeros(0)] * len(X)
+    for tr, te in splits:
+        m_ = MappingModel(seed).fit(PX[np.isin(Prow, tr)], Py[np.isin(Prow, tr)])
+        by_len: dict[int, list[int]] = {}
+        for i in te:
+            by_len.setdefault(len(full[i][1]), []).append(int(i))
+        for rows in by_len.values():  # one call per list length (the windows' lists differ)
+            F = np.stack([full[i][0] for i in rows])
+            hidden = F.copy()
+            hidden[:, :, MAPPING_PRECEDENT] = np.nan
+            for i, a, b in zip(rows, m_.scores(F), m_.scores(hidden)):
+                oof[i], oof_new[i] = a, b
+    ids_of = [full[i][1] for i in range(len(X))]
+    t = fit_mapping_temperature(oof, [ids.index(g) for ids, g in zip(ids_of, gold)])
+    probs = [softmax_rows(s[None], t)[0] for s in oof]
+    oof_ids = [ids[int(p.argmax())] for ids, p in zip(ids_of, probs)]
+    acc = float(np.mean([a == g for a, g in zip(oof_ids, gold)]))
+    acc_new = float(np.mean([ids[int(s.argmax())] == g for ids, s, g in zip(ids_of, oof_new, gold)]))
+    model = MappingModel(seed).fit(PX, Py)
+    report = {"oof_candidate_accuracy": acc, "oof_candidate_accuracy_as_new_systems": acc_new, "mapping_pairs": int(len(Py))}
+    return MappingFit(model, t, oof_ids, np.array([p.max() for p in probs]), report, names, fit)
+
+
 # --------------------------------------------------------------------------- the whole fit
 
 
@@ -185,33 +288,38 @@ def fit_opinion_model(
     y_cand = X["candidate_id"].to_numpy()
     classes = [c for c in domain.category_codes if c in set(y_cat) or c == RESOLVED]
     text_classes = [c for c in classes if c != RESOLVED]
-    cand_classes = sorted(set(y_cand))
     groups = writer_groups(X)
     splits = folds(groups)
     an = analysers(None, cfg.encoder, cfg.embed_max_chars)
     emb = an.encode(X["match_text"])
 
-    text_tpl = build_model(features, cfg, for_candidate=False)
-    cand_tpl = build_model(features, cfg, for_candidate=True)
+    indexes = {w: reference_index(ps, refs.window_domain(w, domain), an, source=w) for w, ps in refs.passages.items() if ps and w in set(X["window"])}
+    # what is still learned per candidate: a classifier over the labelled systems' names (out of fold for the mapping's training)
+    y_name = np.array([refs.window_domain(w, domain).candidate_name(c) for w, c in zip(X["window"], y_cand)])
+    learned_names = sorted(set(y_name))
+    learned_tpl = build_candidate_model(cfg)
+    oof_learned = out_of_fold(X, y_name, learned_names, splits, learned_tpl)
+    t_learned = fit_temperature(oof_learned, np.array([learned_names.index(x) for x in y_name]))
+    mfit = fit_mapping(X, domain, refs, an, emb, splits, indexes, cfg.seed, softmax(oof_learned, t_learned), learned_names)
+    oof_candidates = mfit.oof_ids
+    X[list(FIT_COLUMNS)] = mfit.fit
+
+    text_tpl = build_model(features, cfg)
     not_resolved = y_cat != RESOLVED
     y_text = np.where(not_resolved, y_cat, SHARE)  # what a 解決済 request is when no document settles it
     oof_text = out_of_fold(X, y_text, text_classes, splits, text_tpl)
-    oof_cand = out_of_fold(X, y_cand, cand_classes, splits, cand_tpl)
     y_text_idx = np.array([text_classes.index(c) for c in y_text])
-    y_cand_idx = np.array([cand_classes.index(c) for c in y_cand])
     t_text = fit_temperature(oof_text, y_text_idx)
-    t_cand = fit_temperature(oof_cand, y_cand_idx)
-    p_text, p_cand = softmax(oof_text, t_text), softmax(oof_cand, t_cand)
-    oof_candidates = [cand_classes[k] for k in p_cand.argmax(1)]
+    p_text = softmax(oof_text, t_text)
 
-    pairs, retrieval_report = build_pairs(X, refs, domain, an, p_text, text_classes, oof_candidates, groups, emb)
+    pairs, retrieval_report = build_pairs(X, refs, domain, an, p_text, text_classes, oof_candidates, groups, emb, indexes)
     raw_cov = oof_coverage(pairs, len(X), groups, cfg.seed)
     ab = platt(raw_cov, (y_cat == RESOLVED).astype(int))
     cov = apply_platt(raw_cov, ab) * (raw_cov > 0)
     P = compose(p_text, text_classes, cov, classes)
     y_idx = np.array([classes.index(c) for c in y_cat])
-    cand_ok = p_cand.argmax(1) == y_cand_idx
-    epsilons, cand_threshold, policy_report = choose_epsilons(P, y_idx, classes, cand_ok, p_cand.max(1), targets, SHARE_EPSILON)
+    cand_ok = np.array(oof_candidates) == y_cand
+    epsilons, cand_threshold, policy_report = choose_epsilons(P, y_idx, classes, cand_ok, mfit.oof_conf, targets, SHARE_EPSILON)
 
     # off-domain threshold: how close an in-domain opinion is to the labelled opinions of *other* writers
     lwo = np.zeros(len(X))
@@ -222,7 +330,7 @@ def fit_opinion_model(
     policy = ConformalPolicy(tuple(classes), 1 - P[np.arange(len(X)), y_idx], y_idx, epsilons, cand_threshold, 0.5, min_relevance, min_typical, policy_report)
 
     text = clone(text_tpl).fit(X, y_text)
-    candidate = clone(cand_tpl).fit(X, y_cand)
+    learned = clone(learned_tpl).fit(X, y_name)
     coverage = CoverageModel(cfg.seed).fit(pairs.X if len(pairs.y) else np.zeros((1, len(PAIR_FEATURES))), pairs.y if len(pairs.y) else np.zeros(1))
     pred = P.argmax(1)
     is_res = y_cat == RESOLVED
@@ -230,9 +338,9 @@ def fit_opinion_model(
         "oof_category_macro_f1": float(f1_score(y_idx, pred, average="macro")),
         "oof_resolved_f1": float(f1_score(is_res, pred == classes.index(RESOLVED))),
         "oof_share_recall": float(((pred == classes.index(SHARE)) & (y_cat == SHARE)).sum() / max((y_cat == SHARE).sum(), 1)),
-        "oof_candidate_accuracy": float(accuracy_score(y_cand_idx, p_cand.argmax(1))),
+        **mfit.report,
         "text_temperature": t_text,
-        "candidate_temperature": t_cand,
+        "mapping_temperature": mfit.temperature,
         "coverage_platt": list(ab),
         "cv_groups": int(len(np.unique(groups))),
         "min_relevance": min_relevance,
@@ -245,14 +353,16 @@ def fit_opinion_model(
     }
     model = OpinionModel(
         text=text,
-        candidate=candidate,
+        learned=learned,
+        learned_temperature=t_learned,
+        mapping=mfit.model,
         coverage=coverage,
         text_temperature=t_text,
-        candidate_temperature=t_cand,
+        mapping_temperature=mfit.temperature,
         coverage_platt=ab,
         policy=policy,
         features=features,
-        precedents=X[["opinion_id", "category", "candidate_id", "text"]].reset_index(drop=True),
+        precedents=X[["opinion_id", "category", "candidate_id", "text"]].assign(candidate_name=mfit.names).reset_index(drop=True),
         precedent_vectors=emb.astype(np.float32),
         categories=tuple(classes),
         meta={

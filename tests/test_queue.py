@@ -156,7 +156,7 @@ def test_migrations_are_idempotent(tmp_path):
     open_queue(url)
     eng = open_queue(url)  # second open: no error, schema at head
     with eng.connect() as c:
-        assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0002"
+        assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0003"
 
 
 def test_group_decision_skips_opinions_that_left_the_window(engine, domain):
