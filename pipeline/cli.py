@@ -73,7 +73,7 @@ def _flat(prefix: str, d: dict) -> dict[str, float]:
 
 def train_default_model(model_dir: Path, labeled: Path, log_mlflow: bool = True, quiet: bool = False):
     """Train on the train split of the labelled corpus, save to ``model_dir``, log and register in MLflow."""
-    from dataclasses import asdict
+    from dataclasses import asdict, replace
 
     from pipeline.classify import save_model
     from pipeline.config import load_domain, load_params
@@ -84,6 +84,7 @@ def train_default_model(model_dir: Path, labeled: Path, log_mlflow: bool = True,
     data = load_training_corpus(labeled, domain=domain)
     train_rows = split(data, "train")
     refs = load_corpus_references()
+    refs = replace(refs, candidates={**(refs.candidates or {}), **data.attrs.get("candidate_lists", {})})
     if refs.problems:
         raise LabeledDataError("参考文書のラベルに問題があります（引用が段落に見つからない）:\n" + "\n".join(refs.problems[:20]))
     t0 = time.perf_counter()
@@ -135,7 +136,7 @@ def train(
 def evaluate(
     labeled: Path = typer.Option(paths.LABELED_CSV, help="ラベル付きデータ（CSV）"),
     model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir"),
-    split_name: str = typer.Option("dev", "--split", help="評価する分割（dev / train）"),
+    split_name: str = typer.Option("dev", "--split", help="評価する分割（dev / train / heldout: 候補一覧ごと学習に使わない照会回）"),
     out: Path = typer.Option(paths.METRICS, "--out", help="指標 JSON と混同行列の出力先"),
     no_mlflow: bool = typer.Option(False, "--no-mlflow"),
 ) -> None:
@@ -143,8 +144,10 @@ def evaluate(
     _setup_env()
     from pipeline.classify import ModelFileError, load_model
     from pipeline.config import load_domain, load_params
-    from pipeline.evaluate import classification_metrics, counterfactual_metrics, dedupe_metrics, evaluate_model, nearest_train_similarity, stated_robustness
-    from pipeline.labeled import load_corpus_references, load_labeled, split
+    from pipeline.evaluate import (
+        classification_metrics, counterfactual_metrics, dedupe_metrics, evaluate_model, mapping_by_list_size, nearest_train_similarity, per_window_metrics, stated_robustness,
+    )  # fmt: skip
+    from pipeline.labeled import HELDOUT, load_corpus_references, load_heldout, load_labeled, split
     from pipeline.report import confusion_figure
 
     domain, params = load_domain(), load_params()
@@ -152,13 +155,18 @@ def evaluate(
         model = load_model(model_dir)
     except ModelFileError as e:
         _err(str(e))
-    rows = split(load_labeled(labeled, domain), split_name)
-    if rows.empty:
-        _err(f"分割「{split_name}」の行がありません。")
     refs = load_corpus_references()
     if refs.problems:
         _err("参考文書のラベルに問題があります（引用が段落に見つからない）:\n" + "\n".join(refs.problems[:20]))
+    heldout = split_name == HELDOUT
+    rows = load_heldout(domain=domain, lists=refs.candidates) if heldout else split(load_labeled(labeled, domain), split_name)
+    if rows.empty:
+        _err(f"分割「{split_name}」の行がありません。")
+    if heldout:
+        out = out / HELDOUT
     metrics, cm, pred = evaluate_model(model, rows, domain, refs)
+    metrics["per_window"] = per_window_metrics(pred, rows, domain)
+    metrics["mapping_by_list_size"] = mapping_by_list_size(model, rows, domain, refs)
     metrics["stated_column_robustness"] = stated_robustness(model, rows, domain, refs)
     metrics["counterfactual"] = counterfactual_metrics(model, rows, domain, refs)
     metrics["dedupe"] = dedupe_metrics(rows, params.dedupe)
@@ -174,7 +182,7 @@ def evaluate(
     fig_path = confusion_figure(cm, domain, out / "confusion.png")
     pred_cols = ["opinion_id", "category", "category_confidence", "prediction_set", "candidate_id", "candidate_confidence", "needs_review", "review_codes", "coverage", "resolved_by", "nearest_passage", "retrieved_passages"]
     gold = rows[["opinion_id", "category", "candidate_id"]].rename(columns={"category": "gold_category", "candidate_id": "gold_candidate"})
-    pred[pred_cols].merge(gold, on="opinion_id").to_csv(out / "predictions_dev.csv", index=False, encoding="utf-8-sig")
+    pred[pred_cols].merge(gold, on="opinion_id").to_csv(out / f"predictions_{split_name}.csv", index=False, encoding="utf-8-sig")
     typer.echo(json.dumps({k: v for k, v in metrics.items() if k != "per_class"}, ensure_ascii=False, indent=1))
     if not no_mlflow:
         mlflow, run = _mlflow_run(f"evaluate-{split_name}")
@@ -229,10 +237,13 @@ def load_or_train(model_dir: Path):
 def _window_context(raw_dir: Path, kind: Optional[str]):
     """The window's kind and documents, for `run` and `stage classify` alike: stops when unusable."""
     from pipeline.batch import load_window_context
+    from pipeline.candidates import CandidateListError
     from pipeline.references import WindowMetaError
 
     try:
         context = load_window_context(raw_dir, kind)
+    except CandidateListError as e:
+        _err(f"候補一覧を読めません: {e}")
     except (WindowMetaError, OSError) as e:
         _err(f"照会回の設定を読めません: {e}")
     for p in context.references.problems:
@@ -247,7 +258,6 @@ def _stored_kind(context, queue, window: str):
     --kind) decides, so that classification and the export agree."""
     from dataclasses import replace
 
-    from pipeline.batch import WindowContext
     from pipeline.queue import QueueError, window_info
 
     if context.meta.kind_source != "default":
@@ -256,7 +266,7 @@ def _stored_kind(context, queue, window: str):
         stored = window_info(queue, window)["kind"]
     except QueueError:
         return context  # a new window
-    return WindowContext(replace(context.meta, kind=stored, kind_source="queue"), context.references) if stored else context
+    return replace(context, meta=replace(context.meta, kind=stored, kind_source="queue")) if stored else context
 
 
 def _model_info(model, model_dir: Path) -> dict:
@@ -294,8 +304,9 @@ def run(
 
     window = window or raw_dir.resolve().name
     out = out or paths.window_output_dir(window)
-    domain, params = load_domain(), load_params()
+    params = load_params()
     context = _window_context(raw_dir, kind)
+    domain = context.domain(load_domain())
     try:
         model = load_or_train(model_dir)
     except ModelFileError as e:
@@ -326,7 +337,7 @@ def run(
 
     try:
         # the kind only when window.yaml or --kind states it; otherwise the stored kind stays
-        synced = sync_window(queue, window, output_frame(ops), kind=context.meta.kind if context.meta.kind_source != "default" else None)
+        synced = sync_window(queue, window, output_frame(ops), kind=context.meta.kind if context.meta.kind_source != "default" else None, candidates=context.candidates.manifest())
     except QueueError as e:
         _err(f"{files['opinions']} は書きましたが、確認キューへの反映に失敗しました: {e}")
     typer.echo(f"確認キュー: 新規 {synced['inserted']}、更新 {synced['updated']}（人の判断は変更していません）" + (f"、今回の入力にない意見 {synced['missing_now']}" if synced["missing_now"] else ""))
@@ -337,6 +348,8 @@ def run(
     if len(ops):
         counts = ops["category_label"].value_counts()
         typer.echo("分類: " + "、".join(f"{k} {v}" for k, v in counts.items()))
+    # the meeting materials, as `opinions export --window W --out OUT` writes them (the same function)
+    _write_materials(queue, window, out)
 
 
 stage_app = typer.Typer(no_args_is_help=True, help="バッチの各段階を個別に実行する（DVC のステージが呼ぶ）。")
@@ -440,7 +453,7 @@ def stage_classify(
         model = load_model(model_dir)
     except ModelFileError as e:
         _err(str(e))
-    domain = load_domain()
+    domain = context.domain(load_domain())
     an = analysers(model)
     index = reference_index(context.references.passages, domain, an, source=context.references.source)
     record = {"model": _model_info(model, model_dir), "context": context.manifest()}
@@ -457,8 +470,15 @@ def stage_write(inp: Path, out_dir: Path) -> None:
     typer.echo(f"{files['opinions']}: {len(frame)} 行（{files['ingest_report'].name}、{files['manifest'].name} も書きました）")
 
 
-queue_app = typer.Typer(no_args_is_help=True, help="確認キュー: 一覧・判断・学習データへの取り込み。")
+queue_app = typer.Typer(no_args_is_help=True, help="確認キュー: 一覧・判断・表計算ファイルからの取り込み・学習データへの書き出し。")
 app.add_typer(queue_app, name="queue")
+
+def category_from_input(value: str, domain) -> str:
+    """The category code a person means: the Japanese label (「共有すべきもの」) or the code (SHARE).
+    Lives in queue.py (the sheet import and notebooks read the same); here for the commands."""
+    from pipeline.queue import category_from_input as parse
+
+    return parse(value, domain)
 
 
 def _queue(db: Optional[str]):
@@ -471,42 +491,73 @@ def _queue(db: Optional[str]):
         _err(str(e))
 
 
+def _status(value: Optional[str]) -> Optional[str]:
+    from pipeline.queue import status_from_input
+
+    try:
+        return status_from_input(value) if value is not None else None
+    except ValueError as e:
+        _err(str(e))
+
+
+def _listing(engine, window: str, status: Optional[str], everything: bool):
+    """The numbered listing `queue list` prints and `queue decide --row` recomputes (queue.numbered_queue)."""
+    from pipeline.queue import QueueError, numbered_queue
+
+    try:
+        return numbered_queue(engine, window, status, everything=everything)
+    except QueueError as e:
+        _err(str(e))
+
+
+def _filters(status: Optional[str], everything: bool) -> str:
+    return "".join(f" {o}" for o in ((f"--status {status}" if status else ""), ("--all" if everything else "")) if o)
+
+
 @queue_app.command("list")
 def queue_list(
     window: str = typer.Option(..., "--window"),
-    status: Optional[str] = typer.Option(None, "--status", help="pending | decided | stale"),
+    status: Optional[str] = typer.Option(None, "--status", help="確認待ち | 確定 | 要再確認（pending | decided | stale でも可）"),
     everything: bool = typer.Option(False, "--all", help="キューにない意見（確信度の高い除外）も含め、照会回の全意見を表示する"),
     db: Optional[str] = typer.Option(None, "--db"),
 ) -> None:
-    """確認キュー（共有すべきもの・要確認・判断済み）を一覧表示する。判断するときは、各行の確認コードと版（v の数字）を
-    `queue decide --seen コード --expect-version 版` で渡す（表示後に本文や判断が変わっていれば記録せずに知らせる）。"""
+    """確認キュー（共有すべきもの・要確認・判断済み）を一覧表示する。左端の番号で判断できる:
+    `queue decide --row 番号 --seen 確認コード`（同じ --status / --all を付ける）。表示後に本文や判断が変わっていれば記録せずに知らせる。"""
     from pipeline.config import load_domain
-    from pipeline.queue import STATUS_LABELS, QueueError, list_queue
+    from pipeline.queue import STATUS_LABELS, QueueError, window_domain
 
-    domain = load_domain()
+    status = _status(status)
+    engine = _queue(db)
     try:
-        q = list_queue(_queue(db), window, status, everything=everything)
+        domain = window_domain(engine, window, load_domain())
     except QueueError as e:
         _err(str(e))
-    typer.echo(f"{window}: {len(q)} 件" + (f"（{STATUS_LABELS[status]}）" if status else "") + "　判断時に渡すもの: --seen 確認コード --expect-version 版")
+    q = _listing(engine, window, status, everything)
+    typer.echo(
+        f"{window}: {len(q)} 件" + (f"（{STATUS_LABELS[status]}）" if status else "")
+        + f"　判断するとき: opinions queue decide --row 番号 --window {window}{_filters(status, everything)} --seen 確認コード --reviewer 名前 --category 分類（意見 ID でも指定できます）"
+    )  # fmt: skip
     for r in q.itertuples():
         text = str(r.text).replace("\n", " ")
         typer.echo(
-            f"[{STATUS_LABELS[r.status]}] {r.opinion_id}  確認コード {r.read_code}  版 v{r.decision_version}  {r.final_candidate} {domain.category_label(r.final_category)}"
+            f"{r.row:>4}  [{STATUS_LABELS[r.status]}] {r.opinion_id}  確認コード {r.read_code}  版 v{r.decision_version}  {r.final_candidate} {domain.category_label(r.final_category)}"
             f"  確信度 {r.category_confidence:.2f}  同旨 {r.dup_count}  {text[:60]}"
         )
 
 
 @queue_app.command("decide")
 def queue_decide(
-    opinion_id: str = typer.Argument(..., help="意見 ID"),
+    opinion_id: Optional[str] = typer.Argument(None, help="意見 ID（`queue list` の表示のまま）。--row で番号を指定するときは省略"),
     window: str = typer.Option(..., "--window"),
     reviewer: str = typer.Option(..., "--reviewer", help="判断者の名前"),
-    category: Optional[str] = typer.Option(None, "--category", help="分類コード（SHARE, OUT_OF_SCOPE, …）"),
-    candidate: Optional[str] = typer.Option(None, "--candidate", help="対象候補 ID（C00–C13）"),
-    addressed: Optional[str] = typer.Option(None, "--addressed", help="方針案に記載があるか: yes | no"),
+    row: Optional[int] = typer.Option(None, "--row", help="`queue list` の左端の番号（一覧と同じ --status / --all を付ける）"),
+    status: Optional[str] = typer.Option(None, "--status", help="--row の一覧の絞り込み（`queue list` と同じ）"),
+    everything: bool = typer.Option(False, "--all", help="--row の一覧が --all 付きのとき"),
+    category: Optional[str] = typer.Option(None, "--category", help="分類（「共有すべきもの」などの表示名、または SHARE などのコード）"),
+    candidate: Optional[str] = typer.Option(None, "--candidate", help="対象候補（照会回の候補一覧の ID・番号・名称: C01、①、1、入札参加資格審査システム）"),
+    addressed: Optional[str] = typer.Option(None, "--addressed", help="方針案に記載があるか: 記載あり | 記載なし"),
     revision: Optional[str] = typer.Option(None, "--revision", help="修正意見（記載なしの場合）"),
-    note: Optional[str] = typer.Option(None, "--note"),
+    note: Optional[str] = typer.Option(None, "--note", help="メモ"),
     only_this: bool = typer.Option(False, "--only-this", help="重複グループの他の意見には適用しない"),
     seen: Optional[str] = typer.Option(None, "--seen", help="必須: `queue list` に表示された確認コード（読んだ本文）。表示後に本文や同旨グループが変わっていたら中止する"),
     expect_version: Optional[int] = typer.Option(None, "--expect-version", help="一覧で見た判断の版（v の数字）。変わっていたら中止する"),
@@ -514,20 +565,79 @@ def queue_decide(
     db: Optional[str] = typer.Option(None, "--db"),
 ) -> None:
     """意見（既定では重複グループ全体）について分類・対象候補・記載の有無を確定する。"""
+    from pipeline.candidates import candidate_from_input
     from pipeline.config import load_domain
-    from pipeline.queue import Decision, QueueError, decide
+    from pipeline.queue import Decision, QueueError, addressed_from_input, decide, window_domain
 
     if not seen or not seen.strip():
         _err("--seen に、判断する前に読んだ一覧（`opinions queue list`）の確認コードを指定してください。読んだ本文と今の本文が同じことを確かめるためです。変更は行っていません。")
+    if (row is None) == (opinion_id is None):
+        _err("判断する意見を、意見 ID か --row 番号（`opinions queue list` の左端の番号）のどちらか一方で指定してください。変更は行っていません。")
+    status = _status(status)
+    engine = _queue(db)
+    try:
+        domain = window_domain(engine, window, load_domain())
+        category = category_from_input(category, domain) if category is not None else None
+        candidate = candidate_from_input(candidate, domain) if candidate is not None else None
+        addressed = addressed_from_input(addressed) if addressed is not None else None
+    except (QueueError, ValueError) as e:
+        _err(f"{e}（変更は行っていません）")
+    shown = ""
+    if row is not None:
+        # nothing was stored by `queue list`: the same filters give the same listing, and the row's
+        # 確認コード tells whether it still shows what the reviewer read
+        q = _listing(engine, window, status, everything)
+        if not 1 <= row <= len(q):
+            _err(f"番号 {row} は一覧（{window}{_filters(status, everything)}: {len(q)} 件）にありません。`opinions queue list --window {window}{_filters(status, everything)}` で確かめてください。変更は行っていません。")
+        r = q.iloc[row - 1]
+        if r["read_code"] != seen.strip().lower():
+            _err(
+                f"一覧の {row} 番は、表示した後に変わっています（今は意見 {r['opinion_id']}、確認コード {r['read_code']}。指定された確認コードは {seen.strip()}）。"
+                f"`opinions queue list --window {window}{_filters(status, everything)}` で読み直してから判断してください。変更は行っていません。"
+            )
+        opinion_id, shown = str(r["opinion_id"]), f"{row} 番 = 意見 {r['opinion_id']}、"
     try:
         written = decide(
-            _queue(db), load_domain(), window, opinion_id, reviewer,
+            engine, domain, window, opinion_id, reviewer,
             Decision(category=category, candidate_id=candidate, addressed=addressed, revision_request=revision, note=note),
             whole_group=not only_this, expected_version=expect_version, overwrite=overwrite, seen=seen,
         )  # fmt: skip
     except QueueError as e:
         _err(str(e))
-    typer.echo(f"判断を記録しました（{len(written)} 件: {', '.join(written)}）")
+    typer.echo(f"判断を記録しました（{shown}{len(written)} 件: {', '.join(written)}）")
+
+
+@queue_app.command("import")
+def queue_import(
+    file: Path = typer.Argument(..., help="判断を記入した wt_export.xlsx（Excel・LibreOffice で並べ替え・列の追加をして保存し直したものでも可）"),
+    window: str = typer.Option(..., "--window"),
+    reviewer: str = typer.Option(..., "--reviewer", help="判断者の名前"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="書き込まずに、取り込んだ場合の結果だけを表示する"),
+    force: bool = typer.Option(False, "--force", help="エラーの行があっても、エラーのない行は取り込む"),
+    db: Optional[str] = typer.Option(None, "--db"),
+) -> None:
+    """表計算ファイル（wt_export.xlsx）の「判断：」列に記入した判断を確認キューに取り込む（行ごとに重複グループ全体、queue decide と同じ確認）。"""
+    from pipeline.config import load_domain
+    from pipeline.queue import QueueError
+    from pipeline.sheet_import import SheetImportError, describe, import_sheet, summary
+
+    engine = _queue(db)
+    try:
+        result = import_sheet(engine, load_domain(), window, file, reviewer, dry_run=dry_run, force=force)
+    except (SheetImportError, QueueError) as e:
+        _err(f"{e}（変更は行っていません）")
+    for o in result.outcomes:
+        for line in describe(o):
+            typer.echo(line, err=o.result in ("error", "conflict", "stale"))
+    counts = result.counts()
+    head = "試行（--dry-run・書き込みなし）" if result.dry_run else "取り込み"
+    typer.echo(f"{head}: {summary(result)}（記入のあった行 {len(result.outcomes)}）")
+    if result.blocked:
+        _err("エラーがあるため、何も取り込んでいません。表示したセルを直して取り込み直すか、--force でエラーの行を除いて取り込んでください。")
+    if not result.dry_run:
+        typer.echo(f"判断を記録した意見: {len(result.written)} 件" + ("。`opinions export` で会議資料を作り直せます" if result.written else ""))
+    if counts["conflict"] or counts["stale"] or counts["error"]:
+        raise typer.Exit(1)
 
 
 @queue_app.command("harvest")
@@ -538,20 +648,29 @@ def queue_harvest(
 ) -> None:
     """確定した判断を学習データ（次回の opinions train が読む）として書き出す。"""
     from pipeline.config import load_domain
-    from pipeline.labeled import dev_text_rows, load_labeled, refused_dev_message, validate
-    from pipeline.queue import QueueError, harvest
+    from pipeline.candidates import from_manifest
+    from pipeline.labeled import LabeledDataError, candidates_file, dev_text_rows, load_labeled, refused_dev_message, validate
+    from pipeline.queue import QueueError, harvest, window_info
 
     try:
-        rows = harvest(_queue(db), window)
+        engine = _queue(db)
+        rows = harvest(engine, window)
     except QueueError as e:
         _err(str(e))
     if rows.empty:
         _err(f"{window}: 確定した判断がありません。", code=1)
     domain = load_domain()
-    validate(rows, domain, "harvested decisions")
+    stored = window_info(engine, window)["candidates"]
+    lists = {window: from_manifest(stored)} if stored else {}
+    try:
+        validate(rows, domain, f"照会回「{window}」の確定した判断", lists)
+    except LabeledDataError as e:
+        _err(f"確定した判断を学習データとして書き出せません。何も書いていません: {e}")
     out = out or paths.HARVESTED / f"{window}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
     rows.to_csv(out, index=False, encoding="utf-8")
+    if stored:  # the window's own candidate list travels with its rows (the next training reads it)
+        candidates_file(out).write_text(json.dumps(stored, ensure_ascii=False, indent=1), encoding="utf-8")
     dev = int(dev_text_rows(rows, load_labeled(domain=domain)).sum())
     typer.echo(f"{out}: {len(rows)} 件（担当者の連絡先は除いています。次回の学習で train に加わります）")
     if dev:
@@ -564,26 +683,25 @@ def export(
     out: Optional[Path] = typer.Option(None, "--out", help="既定: outputs/<window>/"),
     db: Optional[str] = typer.Option(None, "--db"),
 ) -> None:
-    """WT 会議用の wt_export.csv / wt_export.xlsx と report.html を書き出す。"""
-    from pipeline.config import load_domain
-    from pipeline.export import group_rows, read_window_kind, write_export
-    from pipeline.queue import QueueError, window_table
-    from pipeline.report import build_report
+    """WT 会議用の wt_export.csv / wt_export.xlsx（「判断：」列に記入して `queue import` で取り込める）と report.html を書き出す。"""
+    engine = _queue(db)
+    _write_materials(engine, window, out or paths.window_output_dir(window))
 
-    domain = load_domain()
+
+def _write_materials(engine, window: str, out: Path) -> None:
+    """The meeting materials of `export` and of the end of `run` (export.export_window), and their paths."""
+    from pipeline.config import load_domain
+    from pipeline.export import export_window
+    from pipeline.queue import QueueError
+
     try:
-        engine = _queue(db)
-        table = window_table(engine, window)
-        kind = read_window_kind(engine, window)  # as stored by the batch, never guessed from the name
+        made = export_window(engine, window, out, load_domain())
     except QueueError as e:
         _err(str(e))
-    out = out or paths.window_output_dir(window)
-    groups = group_rows(table, domain, kind)
-    files = write_export(groups, out)
-    report = out / "report.html"
-    report.write_text(build_report(window, table, groups, domain, time.strftime("%Y-%m-%d %H:%M")), encoding="utf-8")
-    shared = int((groups["区分"] == "共有").sum()) if len(groups) else 0
-    typer.echo(f"{window}: {len(groups)} グループ（共有 {shared}、除外 {len(groups) - shared}）→ {files['csv']}, {files['xlsx']}, {report}")
+    typer.echo(f"{window}: {made.groups} グループ（共有 {made.shared}、除外 {made.groups - made.shared}）")
+    typer.echo(f"会議資料: {made.csv}")
+    typer.echo(f"          {made.xlsx}（「判断：」列に記入し `opinions queue import {made.xlsx} --window {window} --reviewer 名前` で取り込めます）")
+    typer.echo(f"          {made.report}")
 
 
 @app.command("dedupe-eval")

@@ -3,6 +3,13 @@
 ``wt_export.csv`` (UTF-8 with BOM, so Excel opens it) and ``wt_export.xlsx`` (header frozen, filters,
 readable widths; sheet 共有すべきもの and sheet 除外した意見).
 
+The xlsx is also where the WT decides: each sheet has editable columns 「判断：分類」「判断：対象候補」
+(「判断：記載の有無」 in a policy-draft window)「判断：修正意見」「判断：メモ」, with drop-down lists of the
+window's own choices (a hidden sheet 選択肢), and hidden key columns (the group's stable key, the decision
+version and the 確認コード at export) that ``opinions queue import`` (sheet_import.py) checks, so that a
+decision made on an outdated text or over a newer decision is refused. No sheet protection: people sort,
+filter and add columns; the import finds columns by their header.
+
 What a group row must not hide or leak:
 - a duplicate group shows its representative, but every member's added sentences are listed against it
   (「代表意見との差分」), members whose model predictions differ are flagged, and a group is 共有すべきもの
@@ -19,6 +26,7 @@ from __future__ import annotations
 import csv
 import difflib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -39,7 +47,22 @@ DIFF_COLUMN = "代表意見との差分"
 DISAGREE_COLUMN = "グループ内の予測の不一致"
 GROUNDS_COLUMN = "根拠となる記載"
 RELATED_COLUMN = "関連する記載"
-TEXT_COLUMNS = ("団体名（代表）", "同旨団体", "意見", "理由", "メモ", "修正意見", "分類の理由（モデル）", "要確認の理由", DIFF_COLUMN, GROUNDS_COLUMN, RELATED_COLUMN)
+# what a person fills in (xlsx only); prefilled with the decision where the whole group is decided
+DECISION_CATEGORY = "判断：分類"
+DECISION_CANDIDATE = "判断：対象候補"
+DECISION_ADDRESSED = "判断：記載の有無"
+DECISION_REVISION = "判断：修正意見"
+DECISION_NOTE = "判断：メモ"
+DECISION_COLUMNS = (DECISION_CATEGORY, DECISION_CANDIDATE, DECISION_ADDRESSED, DECISION_REVISION, DECISION_NOTE)
+# hidden in the xlsx: what the import checks against the queue (queue.decide's seen / expected_version)
+KEY_OPINION = "取込用：意見ID"
+KEY_GROUP = "取込用：グループキー"
+KEY_VERSION = "取込用：判断の版"
+KEY_CODE = "取込用：確認コード"
+KEY_COLUMNS = (KEY_OPINION, KEY_GROUP, KEY_VERSION, KEY_CODE)
+SHEET_ONLY = (*DECISION_COLUMNS, *KEY_COLUMNS)  # not in the CSV: it cannot be imported
+CHOICES_SHEET = "選択肢"
+TEXT_COLUMNS = ("団体名（代表）", "同旨団体", "意見", "理由", "メモ", "修正意見", "分類の理由（モデル）", "要確認の理由", DIFF_COLUMN, GROUNDS_COLUMN, RELATED_COLUMN, DECISION_REVISION, DECISION_NOTE)
 # ASCII starts Excel/LibreOffice evaluate, and their full-width forms (Japanese Excel converts ＝ typed
 # through the IME into a formula)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
@@ -189,6 +212,61 @@ def related(group: pd.DataFrame, first: pd.Series) -> str:
     return ""
 
 
+# --------------------------------------------------------------------------- the decision columns
+
+
+def decision_columns(kind: str | None) -> tuple[str, ...]:
+    """The editable columns of a window's sheets (「判断：記載の有無」 only in a policy-draft window)."""
+    return tuple(c for c in DECISION_COLUMNS if c != DECISION_ADDRESSED or is_policy_kind(kind))
+
+
+def candidate_entry(cid: str, domain: Domain) -> str:
+    """「C01 入札参加資格審査システム」: a candidate as the drop-down list shows it (the id alone when the
+    window's list does not hold it)."""
+    return f"{cid} {domain.candidate_name(cid)}" if cid in domain.candidate_ids else (cid or "")
+
+
+def decision_choices(domain: Domain, kind: str | None) -> dict[str, list[str]]:
+    """The drop-down lists of the editable columns: the 7 category labels in flowchart order, the
+    window's candidates, and 記載あり／記載なし in a policy-draft window."""
+    choices = {DECISION_CATEGORY: [c.label for c in domain.categories], DECISION_CANDIDATE: [candidate_entry(c.id, domain) for c in domain.candidates]}
+    if is_policy_kind(kind):
+        choices[DECISION_ADDRESSED] = list(ADDRESSED.values())
+    return choices
+
+
+def sheet_text(value: object) -> str:
+    """A decision's free text as the xlsx shows it (cleaned, masked, cut to a cell): what the import
+    compares a cell with to tell an untouched cell from an edited one."""
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    return str(fit_cell(mask_pii(clean_text(str(value)))))
+
+
+def prefilled_decision(decided: pd.DataFrame, status: str, domain: Domain, policy: bool) -> dict[str, str]:
+    """The editable columns of a group row: the group's decision where every present member carries it
+    on its current text (status ``decided``); blank otherwise (pending, partly decided, conflicting or
+    stale: a person decides again, nothing is confirmed by leaving a cell as it was)."""
+    row = {c: "" for c in DECISION_COLUMNS if c != DECISION_ADDRESSED or policy}
+    if status != "decided" or decided.empty:
+        return row
+    d = decided.iloc[0]
+    row[DECISION_CATEGORY] = domain.category_label(d["decision_category"]) if d["decision_category"] else ""
+    row[DECISION_CANDIDATE] = candidate_entry(d["decision_candidate_id"] or "", domain)
+    if policy:
+        row[DECISION_ADDRESSED] = ADDRESSED.get(d["decision_addressed"] or "", "")
+    row[DECISION_REVISION] = d["decision_revision_request"] or ""
+    row[DECISION_NOTE] = d["decision_note"] or ""
+    return row
+
+
+def _version(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
 # --------------------------------------------------------------------------- group rows
 
 
@@ -270,9 +348,14 @@ def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
             row["記載の有無"] = ADDRESSED.get(addressed or "", "")
             row["修正意見"] = (src["decision_revision_request"] or "") if has_decision else ""
             row[RELATED_COLUMN] = related(g, basis) if category == "SHARE" else ""
+        row.update(prefilled_decision(agreeing if len(agreeing) else decided, _status(g, decided), domain, policy))
+        # the import decides through the representative, on what this row showed (queue.decide's checks)
+        row.update({KEY_OPINION: rep["opinion_id"], KEY_GROUP: _s(rep, "dup_key") or _s(rep, "dup_group"), KEY_VERSION: _version(rep.get("decision_version", 0)), KEY_CODE: _s(rep, "read_code")})
         rows.append(row)
-    base = ["照会回", "グループID", "代表意見ID", "団体名（代表）", "同旨団体数", "同旨団体", "対象候補ID", "対象候補", "分類", "区分", "判断状況", "判断者", "判断日時", "意見", "理由", DIFF_COLUMN, DISAGREE_COLUMN, "分類の理由（モデル）", "モデルの分類", "分類の確信度", "要確認の理由", GROUNDS_COLUMN, "メモ", "過去の照会回"]
-    frame = pd.DataFrame(rows, columns=base + (["記載の有無", "修正意見", RELATED_COLUMN] if policy else []))
+    base = ["照会回", "グループID", "代表意見ID", "団体名（代表）", "同旨団体数", "同旨団体", "対象候補ID", "対象候補", "分類", "区分", "判断状況", "判断者", "判断日時", "意見", "理由"]
+    rest = [DIFF_COLUMN, DISAGREE_COLUMN, "分類の理由（モデル）", "モデルの分類", "分類の確信度", "要確認の理由", GROUNDS_COLUMN, "メモ", "過去の照会回"]
+    # the editable columns right after the opinion they decide, the keys last (hidden in the xlsx)
+    frame = pd.DataFrame(rows, columns=base + list(decision_columns(kind)) + rest + (["記載の有無", "修正意見", RELATED_COLUMN] if policy else []) + list(KEY_COLUMNS))
     for col in frame.columns:
         if frame[col].dtype == object:
             frame[col] = frame[col].map(clean_text)
@@ -296,7 +379,11 @@ def read_window_kind(engine, window: str) -> str:
 # --------------------------------------------------------------------------- files
 
 
-WIDTHS = {"意見": 60, "理由": 40, "分類の理由（モデル）": 50, "同旨団体": 30, "修正意見": 40, "メモ": 30, "要確認の理由": 30, "対象候補": 30, DIFF_COLUMN: 50, DISAGREE_COLUMN: 30, GROUNDS_COLUMN: 50, RELATED_COLUMN: 50}
+WIDTHS = {
+    "意見": 60, "理由": 40, "分類の理由（モデル）": 50, "同旨団体": 30, "修正意見": 40, "メモ": 30, "要確認の理由": 30, "対象候補": 30, DIFF_COLUMN: 50, DISAGREE_COLUMN: 30,
+    GROUNDS_COLUMN: 50, RELATED_COLUMN: 50, DECISION_CATEGORY: 22, DECISION_CANDIDATE: 34, DECISION_ADDRESSED: 14, DECISION_REVISION: 40, DECISION_NOTE: 30,
+}  # fmt: skip
+HEADER_FILL, DECISION_FILL = "DDEBF7", "FFF2CC"  # blue: read; yellow: what a person fills in
 
 
 def fit_cell(value: object) -> object:
@@ -308,42 +395,121 @@ def fit_cell(value: object) -> object:
     return value[:keep] + note.format(n=len(value) - keep)
 
 
-def write_export(groups: pd.DataFrame, out_dir: Path) -> dict[str, Path]:
-    """Write wt_export.csv (BOM) and wt_export.xlsx (sheets 共有すべきもの / 除外した意見)."""
+def write_export(groups: pd.DataFrame, out_dir: Path, choices: dict[str, list[str]] | None = None) -> dict[str, Path]:
+    """Write wt_export.csv (BOM) and wt_export.xlsx (sheets 共有すべきもの / 除外した意見).
+
+    ``choices`` (``decision_choices``): the drop-down lists of the editable columns, kept on a hidden
+    sheet 選択肢 and named (選択肢_分類 …) so Excel and LibreOffice both accept them whatever their
+    length (an inline list stops at 255 characters). The CSV leaves out the editable and key columns."""
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font, PatternFill
-    from openpyxl.utils import get_column_letter
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out_dir / "wt_export.csv", "xlsx": out_dir / "wt_export.xlsx"}
     groups = groups.map(clean_text) if len(groups) else groups
+    csv_part = groups[[c for c in groups.columns if c not in SHEET_ONLY]]
     # every text field quoted: the csv module quotes only fields holding "\n", so a bare CR (a cell
     # starting with one is neutralised, not removed) would otherwise split the row in Excel
-    (groups.map(neutralise) if len(groups) else groups).to_csv(paths["csv"], index=False, encoding="utf-8-sig", quoting=csv.QUOTE_NONNUMERIC)
+    (csv_part.map(neutralise) if len(csv_part) else csv_part).to_csv(paths["csv"], index=False, encoding="utf-8-sig", quoting=csv.QUOTE_NONNUMERIC)
     wb = Workbook()
     wb.remove(wb.active)
+    names = _choices_sheet(wb, choices) if choices else {}
     for title, part in (("共有すべきもの", groups[groups["区分"] == "共有"] if len(groups) else groups), ("除外した意見", groups[groups["区分"] == "除外"] if len(groups) else groups)):
-        ws = wb.create_sheet(title)
-        cols = list(groups.columns)
-        ws.append(cols)
-        for rec in part.itertuples(index=False):
-            ws.append([fit_cell(v.item() if hasattr(v, "item") else v) for v in rec])
-            for cell in ws[ws.max_row]:
-                # openpyxl stores a string starting with "=" as a formula: keep it text, as typed, and
-                # mark it quote-prefixed so Excel keeps it text when someone edits the cell
-                if isinstance(cell.value, str) and cell.value.startswith(FORMULA_START):
-                    cell.data_type = "s"
-                    cell.quotePrefix = True
-        for i, c in enumerate(cols, start=1):
-            ws.column_dimensions[get_column_letter(i)].width = WIDTHS.get(c, max(10, min(24, len(c) * 2 + 2)))
-            cell = ws.cell(row=1, column=i)
-            cell.font = Font(bold=True)
-            cell.fill = PatternFill("solid", fgColor="DDEBF7")
-        for row in ws.iter_rows(min_row=2):
-            for cell in row:
-                cell.alignment = Alignment(wrap_text=True, vertical="top")
-        ws.freeze_panes = "A2"
-        if cols:
-            ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{max(ws.max_row, 1)}"
+        ws = wb.create_sheet(title, index=len(wb.sheetnames) - (1 if names else 0))
+        _write_sheet(ws, part, names)
+    wb.active = 0  # never the hidden sheet
     wb.save(paths["xlsx"])
     return paths
+
+
+def _choices_sheet(wb, choices: dict[str, list[str]]) -> dict[str, str]:
+    """The hidden sheet 選択肢 (one column per list) and a workbook name per list; header → name."""
+    from openpyxl.utils import get_column_letter, quote_sheetname
+    from openpyxl.workbook.defined_name import DefinedName
+
+    ws = wb.create_sheet(CHOICES_SHEET)
+    names = {}
+    for i, (header, options) in enumerate(choices.items(), start=1):
+        col = get_column_letter(i)
+        ws.cell(row=1, column=i, value=header)
+        for r, option in enumerate(options, start=2):
+            ws.cell(row=r, column=i, value=option)
+        name = "選択肢_" + header.split("：", 1)[-1]
+        wb.defined_names[name] = DefinedName(name, attr_text=f"{quote_sheetname(CHOICES_SHEET)}!${col}$2:${col}${max(2, len(options) + 1)}")
+        names[header] = name
+    ws.sheet_state = "hidden"
+    return names
+
+
+def _write_sheet(ws, part: pd.DataFrame, names: dict[str, str]) -> None:
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    cols = list(part.columns)
+    ws.append(cols)
+    for rec in part.itertuples(index=False):
+        values = [v.item() if hasattr(v, "item") else v for v in rec]
+        ws.append([None if isinstance(v, str) and v == "" else fit_cell(v) for v in values])  # blank, not an empty text: Excel's filter 「(空白セル)」
+        for cell in ws[ws.max_row]:
+            # openpyxl stores a string starting with "=" as a formula: keep it text, as typed, and
+            # mark it quote-prefixed so Excel keeps it text when someone edits the cell
+            if isinstance(cell.value, str) and cell.value.startswith(FORMULA_START):
+                cell.data_type = "s"
+                cell.quotePrefix = True
+    for i, c in enumerate(cols, start=1):
+        letter = get_column_letter(i)
+        ws.column_dimensions[letter].width = WIDTHS.get(c, max(10, min(24, len(c) * 2 + 2)))
+        ws.column_dimensions[letter].hidden = c in KEY_COLUMNS
+        cell = ws.cell(row=1, column=i)
+        cell.font = Font(bold=True)
+        cell.fill = PatternFill("solid", fgColor=DECISION_FILL if c in DECISION_COLUMNS else HEADER_FILL)
+    for row in ws.iter_rows(min_row=2):
+        for cell in row:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    last = max(ws.max_row, 2)
+    for header, name in names.items():
+        if header in cols:
+            letter = get_column_letter(cols.index(header) + 1)
+            label = header.split("：", 1)[-1]
+            dv = DataValidation(
+                type="list", formula1=name, allow_blank=True, showErrorMessage=True, showInputMessage=True, errorStyle="stop",
+                errorTitle=f"{label}の値", error=f"{label}は一覧から選んでください（空欄のままでも構いません）。", promptTitle=label, prompt="一覧から選びます。空欄の行は取り込みません。",
+            )  # fmt: skip
+            dv.add(f"{letter}2:{letter}{last}")
+            ws.add_data_validation(dv)
+    ws.freeze_panes = "A2"
+    if cols:
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{max(ws.max_row, 1)}"
+
+
+# --------------------------------------------------------------------------- one call for the meeting materials
+
+
+@dataclass(frozen=True)
+class MeetingMaterials:
+    csv: Path
+    xlsx: Path
+    report: Path
+    groups: int
+    shared: int
+
+
+def export_window(engine, window: str, out_dir: Path, base_domain: Domain, generated_at: str | None = None) -> MeetingMaterials:
+    """wt_export.csv / wt_export.xlsx and report.html of a window from the queue: what `opinions export`
+    and the end of `opinions run` write. The window's own candidate list and kind, as the batch stored
+    them. Raises queue.QueueError for an unknown window."""
+    import time
+
+    from pipeline.queue import window_domain, window_info, window_table
+    from pipeline.report import build_report
+
+    domain = window_domain(engine, window, base_domain)
+    table = window_table(engine, window)
+    kind = read_window_kind(engine, window)  # as stored by the batch, never guessed from the name
+    groups = group_rows(table, domain, kind)
+    files = write_export(groups, out_dir, decision_choices(domain, kind))
+    report = out_dir / "report.html"
+    stored = window_info(engine, window)["candidates"] or {}
+    report.write_text(build_report(window, table, groups, domain, generated_at or time.strftime("%Y-%m-%d %H:%M"), stored.get("source", "bundled")), encoding="utf-8")
+    shared = int((groups["区分"] == "共有").sum()) if len(groups) else 0
+    return MeetingMaterials(files["csv"], files["xlsx"], report, len(groups), shared)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,16 +58,17 @@ windows_t = sa.Table(
     sa.Column("created_at", _TS),
     sa.Column("last_run_at", _TS),
     sa.Column("runs", sa.Integer),
+    sa.Column("candidates", sa.Text),  # JSON: the window's candidate list (candidates.CandidateList.manifest)
 )
 _ITEM_TYPES = {"dup_count": sa.Integer, "candidate_confidence": sa.Float, "category_confidence": sa.Float, "needs_review": sa.Boolean, "present": sa.Boolean, "row_order": sa.Integer, "updated_at": _TS}
 ITEM_FIELDS = (
     "body", "prefecture", "stated_candidate", "text", "reason", "text_hash", "dup_group", "dup_key", "dup_representative", "dup_count", "dup_bodies",
-    "candidate_id", "candidate_confidence", "category", "category_confidence", "needs_review", "category_reason", "candidate_reason",
+    "candidate_id", "candidate_name", "candidate_confidence", "category", "category_confidence", "needs_review", "category_reason", "candidate_reason",
     "review_reasons", "prior_window", "prior_opinion_id", "model_version", *EVIDENCE_FIELDS, "present", "row_order", "updated_at",
 )  # fmt: skip
 # copied from the batch frame as text ("" when the frame has no such column)
 _TEXT_FIELDS = (
-    "body", "prefecture", "stated_candidate", "text", "reason", "dup_group", "dup_representative", "dup_bodies", "candidate_id", "category",
+    "body", "prefecture", "stated_candidate", "text", "reason", "dup_group", "dup_representative", "dup_bodies", "candidate_id", "candidate_name", "category",
     "category_reason", "candidate_reason", "review_reasons", "prior_window", "prior_opinion_id", "model_version", *EVIDENCE_FIELDS,
 )  # fmt: skip
 items_t = sa.Table(
@@ -191,13 +193,16 @@ def _text(value) -> str:
 # --------------------------------------------------------------------------- batch → queue
 
 
-def sync_window(engine: Engine, window: str, opinions: pd.DataFrame, kind: str | None = None) -> dict:
+def sync_window(engine: Engine, window: str, opinions: pd.DataFrame, kind: str | None = None, candidates: dict | None = None) -> dict:
     """Upsert a batch's model outputs for ``window``. Decisions are never touched; opinions missing
     from this run stay in the database with ``present = false``. Returns counts.
 
     ``kind`` (``candidate-list`` / ``policy-draft``, the window's window.yaml) is stored in
-    ``windows.kind``; ``None`` keeps the stored kind (``candidate-list`` for a new window)."""
+    ``windows.kind``; ``None`` keeps the stored kind (``candidate-list`` for a new window).
+    ``candidates`` (``CandidateList.manifest()``): the window's candidate list, which decisions, the
+    export and the report use; ``None`` keeps the stored one."""
     kind = canonical_kind(kind) if kind is not None else None
+    cands = json.dumps(candidates, ensure_ascii=False) if candidates is not None else None
     ts = now()
     rows = []
     for order, d in enumerate(opinions.to_dict("records")):
@@ -223,10 +228,10 @@ def sync_window(engine: Engine, window: str, opinions: pd.DataFrame, kind: str |
     try:
         with _write_transaction(engine) as conn:
             if conn.execute(sa.select(windows_t.c.window).where(windows_t.c.window == window)).first():
-                values = {"last_run_at": ts, "runs": windows_t.c.runs + 1, **({"kind": kind} if kind else {})}
+                values = {"last_run_at": ts, "runs": windows_t.c.runs + 1, **({"kind": kind} if kind else {}), **({"candidates": cands} if cands else {})}
                 conn.execute(windows_t.update().where(windows_t.c.window == window).values(**values))
             else:
-                conn.execute(windows_t.insert().values(window=window, kind=kind or DEFAULT_KIND, created_at=ts, last_run_at=ts, runs=1))
+                conn.execute(windows_t.insert().values(window=window, kind=kind or DEFAULT_KIND, created_at=ts, last_run_at=ts, runs=1, candidates=cands or ""))
             existing = {r.opinion_id for r in conn.execute(sa.select(items_t.c.opinion_id).where(items_t.c.window == window))}
             new_ids = {r["opinion_id"] for r in rows}
             conn.execute(items_t.update().where(items_t.c.window == window).values(present=False))
@@ -257,7 +262,19 @@ def window_info(engine: Engine, window: str) -> dict:
     with engine.connect() as conn:
         _require_window(conn, window)
         r = conn.execute(sa.select(windows_t).where(windows_t.c.window == window)).mappings().one()
-    return {"window": window, "kind": canonical_kind(r["kind"]), "created_at": r["created_at"], "last_run_at": r["last_run_at"], "runs": int(r["runs"] or 0)}
+    return {
+        "window": window, "kind": canonical_kind(r["kind"]), "created_at": r["created_at"], "last_run_at": r["last_run_at"], "runs": int(r["runs"] or 0),
+        "candidates": json.loads(r["candidates"]) if r["candidates"] else None,
+    }  # fmt: skip
+
+
+def window_domain(engine: Engine, window: str, base: Domain) -> Domain:
+    """``base`` with the candidate list the batch used for ``window`` (the configured list for a window
+    stored before lists came with the window)."""
+    from pipeline.candidates import from_manifest
+
+    stored = window_info(engine, window)["candidates"]
+    return base.with_candidates(from_manifest(stored).candidates) if stored else base
 
 
 def _read_codes(frame: pd.DataFrame) -> pd.Series:
@@ -492,3 +509,49 @@ def harvest(engine: Engine, window: str, statuses: Sequence[str] = ("decided",))
             "split": "train",
         }
     ).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- what people type and read
+
+
+STATUS_INPUTS = {**{s: s for s in STATUSES}, **{label: s for s, label in STATUS_LABELS.items()}}
+ADDRESSED_INPUTS = {**{k: k for k in ADDRESSED}, **{label: k for k, label in ADDRESSED.items()}, "あり": "yes", "なし": "no"}
+
+
+def category_from_input(value: str, domain: Domain) -> str:
+    """The category code a person means: the Japanese label (「共有すべきもの」) or the code (SHARE).
+    Raises ValueError (Japanese) naming the choices."""
+    v = str(value).strip()
+    by_label = {c.label: c.code for c in domain.categories}
+    codes = {c.code.upper(): c.code for c in domain.categories}
+    if v in by_label:
+        return by_label[v]
+    if v.upper() in codes:
+        return codes[v.upper()]
+    raise ValueError(f"分類「{value}」は不正です。使えるもの: {'、'.join(c.label for c in domain.categories)}")
+
+
+def addressed_from_input(value: str) -> str:
+    """``yes`` / ``no`` from 「記載あり」「記載なし」 (or あり／なし, yes／no)."""
+    v = str(value).strip()
+    if v in ADDRESSED_INPUTS or v.lower() in ADDRESSED_INPUTS:
+        return ADDRESSED_INPUTS.get(v) or ADDRESSED_INPUTS[v.lower()]
+    raise ValueError(f"記載の有無「{value}」は不正です。使えるもの: {'、'.join(ADDRESSED.values())}")
+
+
+def status_from_input(value: str) -> str:
+    """A queue status from its Japanese label (確認待ち／確定／要再確認) or its code (pending…)."""
+    v = str(value).strip()
+    if v in STATUS_INPUTS or v.lower() in STATUS_INPUTS:
+        return STATUS_INPUTS.get(v) or STATUS_INPUTS[v.lower()]
+    raise ValueError(f"状態（--status）「{value}」は不正です。使えるもの: {'、'.join(STATUS_LABELS.values())}")
+
+
+def numbered_queue(engine: Engine, window: str, status: str | None = None, everything: bool = False) -> pd.DataFrame:
+    """``list_queue`` in a fixed order (the batch's row order, then the id) with a row number ``row``
+    (1, 2, …) that people can type instead of an id. Nothing is stored: the same filters give the same
+    listing until a re-run changes the queue, which the 確認コード of the row then shows."""
+    frame = list_queue(engine, window, status, everything=everything)
+    frame = frame.sort_values(["row_order", "opinion_id"], kind="stable").reset_index(drop=True)
+    frame.insert(0, "row", range(1, len(frame) + 1))
+    return frame

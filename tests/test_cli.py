@@ -53,6 +53,11 @@ def test_run_writes_the_contract(raw_window, tmp_path, tiny_model_dir):
     assert (ops["category"] != "").all() and (ops["candidate_id"] != "").all()
     assert (out / "run_manifest.json").exists() and (out / "ingest_report.csv").read_bytes().startswith(b"\xef\xbb\xbf")
     assert "4 件の意見" in res.output
+    # and the meeting materials, as `opinions export --window R9-test --out OUT` writes them
+    for name in ("wt_export.csv", "wt_export.xlsx", "report.html"):
+        assert (out / name).exists() and str(out / name) in res.output, name
+    exported = runner.invoke(app, ["export", "--window", "R9-test", "--out", str(tmp_path / "again"), *_db(tmp_path)])
+    assert exported.exit_code == 0 and (tmp_path / "again" / "wt_export.csv").read_bytes() == (out / "wt_export.csv").read_bytes()
 
 
 def test_second_window_links_to_the_first(raw_window, tmp_path, tiny_model_dir):

@@ -526,3 +526,89 @@ def test_report_renders_japanese_with_its_embedded_font_in_headless_chromium(tmp
     monkeypatch.setattr(report, "font_face_css", lambda page: "")  # what a lost font looks like
     changed, noise = _embedded_font_drawn(browser, build_report("R7-policy-x", table, g, domain, "2026-11-22 10:00"), tmp_path / "no-font")
     assert not (changed > 0.01 and changed > 20 * noise), (changed, noise)
+
+
+# --------------------------------------------------------------------------- issue 10 item 1: deciding in the spreadsheet
+
+
+def _list_values(wb, name):
+    """The cells a workbook name (a drop-down list's source) points to."""
+    return [c for sheet, ref in wb.defined_names[name].destinations for row in wb[sheet][ref.replace("$", "")] for c in row]
+
+
+def test_xlsx_has_editable_decision_columns_with_japanese_lists_and_hidden_keys_on_both_sheets(tmp_path, domain):
+    from openpyxl.utils import get_column_letter
+
+    from pipeline.export import KEY_COLUMNS, SHEET_ONLY, export_window
+
+    eng = open_queue(f"sqlite:///{tmp_path / 'q.db'}")
+    sync_window(eng, "R8-方針案", batch(), kind="policy-draft")
+    decide(eng, domain, "R8-方針案", "1", "佐藤", Decision(category="SHARE", candidate_id="C01", addressed="no", revision_request="=追記を求める", note="会議で確認"))
+    made = export_window(eng, "R8-方針案", tmp_path / "out", domain)
+    table = window_table(eng, "R8-方針案").set_index("opinion_id")
+    wb = load_workbook(made.xlsx)
+    assert wb.sheetnames == ["共有すべきもの", "除外した意見", "選択肢"] and wb["選択肢"].sheet_state == "hidden" and wb.active.title == "共有すべきもの"
+    lists = {}
+    for title in ("共有すべきもの", "除外した意見"):
+        ws = wb[title]
+        header = [c.value for c in ws[1]]
+        assert [h for h in header if h.startswith("判断：")] == ["判断：分類", "判断：対象候補", "判断：記載の有無", "判断：修正意見", "判断：メモ"], title
+        hidden = {header[i] for i in range(len(header)) if ws.column_dimensions[get_column_letter(i + 1)].hidden}
+        assert hidden == set(KEY_COLUMNS), title
+        assert not ws.protection.sheet and ws.auto_filter.ref == f"A1:{get_column_letter(len(header))}{ws.max_row}"  # sortable, filterable
+        for dv in ws.data_validations.dataValidation:
+            (rng,) = dv.sqref.ranges
+            col = header[rng.min_col - 1]
+            assert dv.type == "list" and dv.allow_blank and rng.min_row == 2 and rng.max_row >= ws.max_row and rng.min_col == rng.max_col
+            lists[col] = [c.value for c in _list_values(wb, dv.formula1) if c.value]
+    assert lists["判断：分類"] == [c.label for c in domain.categories] and len(lists["判断：分類"]) == 7
+    assert lists["判断：対象候補"] == [f"{c.id} {c.name}" for c in domain.candidates] and "C01 入札参加資格審査システム" in lists["判断：対象候補"]
+    assert lists["判断：記載の有無"] == ["記載あり", "記載なし"]
+
+    ws = wb["共有すべきもの"]
+    header = [c.value for c in ws[1]]
+    row = {h: ws.cell(row=2, column=i + 1) for i, h in enumerate(header)}
+    assert row["代表意見ID"].value == "1"  # the decided group: its decision prefilled, the formula-like text kept text
+    assert (row["判断：分類"].value, row["判断：対象候補"].value, row["判断：記載の有無"].value, row["判断：メモ"].value) == ("共有すべきもの", "C01 入札参加資格審査システム", "記載なし", "会議で確認")
+    assert row["判断：修正意見"].value == "=追記を求める" and row["判断：修正意見"].data_type == "s" and row["判断：修正意見"].quotePrefix
+    assert (row["取込用：意見ID"].value, row["取込用：グループキー"].value, row["取込用：判断の版"].value, row["取込用：確認コード"].value) == ("1", table.loc["1", "dup_key"], 1, table.loc["1", "read_code"])
+    ex = wb["除外した意見"]
+    for r in range(2, ex.max_row + 1):  # undecided groups: nothing prefilled, nothing confirmed by leaving it
+        assert all(ex.cell(row=r, column=header.index(h) + 1).value is None for h in header if h.startswith("判断："))
+    csv_header = pd.read_csv(made.csv, encoding="utf-8-sig", nrows=0).columns
+    assert not set(SHEET_ONLY) & set(csv_header) and "記載の有無" in csv_header
+
+
+def test_stale_and_partly_decided_groups_are_not_prefilled(tmp_path, domain):
+    from pipeline.export import DECISION_CATEGORY
+
+    eng = open_queue(f"sqlite:///{tmp_path / 'q.db'}")
+    sync_window(eng, "W", batch())
+    decide(eng, domain, "W", "1", "佐藤", Decision(category="SHARE"), whole_group=False)
+    decide(eng, domain, "W", "3", "佐藤", Decision(category="ABSTRACT"))
+    sync_window(eng, "W", batch(texts=["共通化の費用負担を示されたい。", "共通化の費用負担を示されたい！", "本町では契約が残る（訂正）。", "丁寧に進めてほしい。"]))
+    g = group_rows(window_table(eng, "W"), domain, "candidate-list").set_index("代表意見ID")
+    assert g.loc["1", "判断状況"].startswith("一部判断済") and g.loc["3", "判断状況"].startswith("要再確認")
+    assert g.loc["1", DECISION_CATEGORY] == "" and g.loc["3", DECISION_CATEGORY] == ""
+    assert "判断：記載の有無" not in g.columns and "判断：修正意見" in g.columns  # a candidate-list window
+
+
+def test_export_window_is_what_the_export_command_writes(tmp_path, domain):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+    from pipeline.export import export_window
+
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    eng = open_queue(url)
+    sync_window(eng, "W", batch())
+    made = export_window(eng, "W", tmp_path / "a", domain, generated_at="2026-11-22 10:00")
+    res = CliRunner().invoke(app, ["export", "--window", "W", "--out", str(tmp_path / "b"), "--db", url])
+    assert res.exit_code == 0 and str(tmp_path / "b" / "wt_export.xlsx") in res.output and "queue import" in res.output, res.output
+    assert made.groups == 3 and made.shared == 1
+    assert (tmp_path / "b" / "wt_export.csv").read_bytes() == made.csv.read_bytes()
+    assert _xlsx_values(tmp_path / "b" / "wt_export.xlsx") == _xlsx_values(made.xlsx)
+
+
+def _xlsx_values(path):
+    return {k: c.value for k, c in _xlsx_cells(path).items()}

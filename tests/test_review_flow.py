@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from pipeline.classify import save_model
 from pipeline.cli import app
 from pipeline.labeled import split
-from pipeline.queue import Decision, audit, decide, list_queue, open_queue, window_info, window_table
+from pipeline.queue import Decision, audit, decide, list_queue, open_queue, sync_window, window_info, window_table
 from pipeline.train import fit_opinion_model
 from tests.conftest import write_csv
 
@@ -43,6 +43,7 @@ def listed(output: str) -> dict[str, tuple[str, str]]:
 
 
 W = "R8-方針案"  # a policy-draft window whose name says nothing a program could guess from
+JAPANESE = re.compile(r"[ぁ-んァ-ヶ一-龠]")
 
 
 def test_decisions_survive_rerun_retrain_and_reach_the_export(tmp_path, db_url, tiny_model_dir, labeled, domain, params):
@@ -87,7 +88,7 @@ def test_decisions_survive_rerun_retrain_and_reach_the_export(tmp_path, db_url, 
     stale = exp[exp["代表意見ID"] == "2"].iloc[0]
     assert stale["判断状況"].startswith("要再確認") and stale["区分"] == "除外"
     wb = load_workbook(out / "wt_export.xlsx")
-    assert sum(ws.max_row - 1 for ws in wb.worksheets) == len(exp) == 3
+    assert sum(ws.max_row - 1 for ws in wb.worksheets if ws.sheet_state == "visible") == len(exp) == 3  # 選択肢: the hidden drop-down lists
     assert (out / "report.html").exists()
 
 
@@ -103,7 +104,7 @@ def test_bad_queue_commands_change_nothing(tmp_path, db_url, tiny_model_dir):
         (["export", "--window", "R9-none"], "キューにありません"),
     ]:
         res = runner.invoke(app, [*args, "--db", db_url])
-        assert res.exit_code == 2 and msg in res.output, (args, res.output)
+        assert res.exit_code == 2 and msg in res.output and JAPANESE.search(res.output), (args, res.output)
     assert (list_queue(open_queue(db_url), "R8-policy")["status"] == "pending").all()
 
 
@@ -130,3 +131,58 @@ def test_a_decision_needs_what_the_reviewer_read(tmp_path, db_url, tiny_model_di
     assert fresh != code
     res = runner.invoke(app, [*decide_5, "--seen", fresh])
     assert res.exit_code == 0 and "（1 件: 5）" in res.output, res.output
+
+
+# --------------------------------------------------------------------------- issue 10 item 2: no English code, no generated id
+
+
+def numbered(output: str) -> dict[int, tuple[str, str]]:
+    """row number → (opinion id, 確認コード) as `queue list` prints them."""
+    return {int(m[0]): (m[1], m[2]) for m in re.findall(r"^\s*(\d+)  \[[^\]]+\] (\S+)  確認コード ([0-9a-f]{8})", output, flags=re.M)}
+
+
+def test_decide_by_the_row_number_of_a_listing_in_japanese(tmp_path, db_url):
+    """`queue list` numbers its lines; `queue decide --row N` recomputes the same listing (same filters,
+    nothing stored) and refuses when row N no longer shows what the reviewer read."""
+    from tests.test_queue import batch
+
+    engine = open_queue(db_url)
+    sync_window(engine, W, batch(), kind="policy-draft")
+    base = ["--window", W, "--db", db_url]
+    listing = runner.invoke(app, ["queue", "list", *base, "--status", "確認待ち"])
+    assert listing.exit_code == 0 and "--row 番号" in listing.output, listing.output
+    rows = numbered(listing.output)
+    assert [oid for oid, _ in rows.values()] == ["1", "2", "4"] and list(rows) == [1, 2, 3]
+    assert numbered(runner.invoke(app, ["queue", "list", *base, "--status", "確認待ち"]).output) == rows  # reproducible
+
+    decide = ["queue", "decide", *base, "--reviewer", "佐藤", "--status", "確認待ち"]
+    res = runner.invoke(app, [*decide, "--row", "3", "--seen", rows[3][1], "--category", "抽象的なもの", "--candidate", "①", "--addressed", "記載なし"])
+    assert res.exit_code == 0 and "3 番 = 意見 4" in res.output, res.output
+    t = window_table(engine, W).set_index("opinion_id")
+    assert (t.loc["4", "decision_category"], t.loc["4", "decision_candidate_id"], t.loc["4", "decision_addressed"]) == ("ABSTRACT", "C01", "no")
+
+    # opinion 4 left the 確認待ち listing: its row 3 is gone, and nothing moved into it
+    res = runner.invoke(app, [*decide, "--row", "3", "--seen", rows[3][1], "--category", "共有すべきもの"])
+    assert res.exit_code == 2 and "ありません" in res.output and "変更は行っていません" in res.output, res.output
+    # a re-run changed opinion 1's text: row 1 is still opinion 1, but not what was read
+    sync_window(engine, W, batch(texts=["共通化の費用負担を早急に示されたい。", "共通化の費用負担を示されたい！", "本町では契約が残る。", "丁寧に進めてほしい。"]))
+    res = runner.invoke(app, [*decide, "--row", "1", "--seen", rows[1][1], "--category", "共有すべきもの"])
+    assert res.exit_code == 2 and "変わっています" in res.output and "読み直して" in res.output, res.output
+    assert window_table(engine, W).set_index("opinion_id")["decision_reviewer"].notna().sum() == 1
+
+    # the listing without the filter numbers differently: its own number and code work
+    everything = numbered(runner.invoke(app, ["queue", "list", *base, "--all"]).output)
+    assert [oid for oid, _ in everything.values()] == ["1", "2", "3", "4"]
+    res = runner.invoke(app, ["queue", "decide", *base, "--reviewer", "佐藤", "--all", "--row", "3", "--seen", everything[3][1], "--category", "団体固有の事情"])
+    assert res.exit_code == 0 and "3 番 = 意見 3" in res.output, res.output
+    res = runner.invoke(app, ["queue", "list", *base, "--status", "確定"])
+    assert res.exit_code == 0 and [oid for oid, _ in numbered(res.output).values()] == ["3", "4"], res.output
+
+    for args, msg in [
+        ([*decide, "1", "--row", "1", "--seen", rows[1][1], "--category", "共有すべきもの"], "どちらか一方"),
+        ([*decide, "--seen", rows[1][1], "--category", "共有すべきもの"], "どちらか一方"),
+        ([*decide, "--row", "1", "--seen", rows[1][1], "--addressed", "yes?"], "記載の有無"),
+        (["queue", "list", *base, "--status", "済み"], "確認待ち"),
+    ]:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and msg in res.output, (args, res.output)
