@@ -35,3 +35,21 @@ bench: install
 
 clean:
 	rm -rf outputs mlflow.db mlartifacts models/default review.db
+
+# Install on an isolated PC (LGWAN, no network): docs/INSTALL_OFFLINE.md.
+#   make wheelhouse        on a networked machine: every wheel needed (torch CPU, requirements.lock, the
+#                          project's own) into $(WHEELHOUSE)/, checked to resolve on its own
+#   make install-offline   on the isolated PC: a fresh venv ($(OFFLINE_VENV)) from $(WHEELHOUSE)/ only
+#   make test-offline      builds (or reuses) the wheelhouse, installs it under `unshare -n`, runs the sample
+WHEELHOUSE ?= wheelhouse
+OFFLINE_VENV ?= $(VENV)
+.PHONY: wheelhouse install-offline test-offline
+
+wheelhouse:
+	PY=$(PY) bash scripts/build_wheelhouse.sh $(WHEELHOUSE)
+
+install-offline:
+	bash scripts/install_offline.sh --wheelhouse $(WHEELHOUSE) --venv $(OFFLINE_VENV)
+
+test-offline: install
+	OPINIONS_TEST_OFFLINE=1 $(if $(wildcard $(WHEELHOUSE)/BUILD_INFO.txt),OPINIONS_WHEELHOUSE=$(abspath $(WHEELHOUSE))) $(BIN)/python -m pytest -q -s -m slow tests/test_offline_install.py
