@@ -36,6 +36,7 @@ CONTRACT_COLUMNS = (
     "dup_count",
 )
 EXTRA_COLUMNS = (
+    "candidate_name",  # the candidate's name in the window's own list (issue 13)
     "prefecture",
     "stated_candidate",
     "reason",
@@ -184,29 +185,42 @@ def problems_frame(problems: tuple[Problem, ...]) -> pd.DataFrame:
     return pd.DataFrame([{"ファイル": p.file, "行": p.row if p.row is not None else "", "種別": "エラー" if p.level == "error" else "警告", "内容": p.message} for p in problems], columns=["ファイル", "行", "種別", "内容"])
 
 
+# Every CSV of the window's folder is UTF-8 with a BOM: Excel, which the WT opens them in, takes a CSV
+# without one for Shift_JIS and shows the Japanese as mojibake. Readers use encoding="utf-8-sig".
+CSV_ENCODING = "utf-8-sig"
+
+
 def write_outputs(result: WindowResult, out_dir: Path, manifest: dict) -> dict[str, Path]:
+    """The window's folder: opinions.csv (the contract's English columns), ingest_report.csv and
+    run_manifest.json — for `opinions run` and the last DVC stage alike (``write_stage_outputs``)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     files = {
         "opinions": out_dir / "opinions.csv",
         "ingest_report": out_dir / "ingest_report.csv",
         "manifest": out_dir / "run_manifest.json",
     }
-    output_frame(result.opinions).to_csv(files["opinions"], index=False, encoding="utf-8")
-    problems_frame(result.problems).to_csv(files["ingest_report"], index=False, encoding="utf-8-sig")
+    output_frame(result.opinions).to_csv(files["opinions"], index=False, encoding=CSV_ENCODING)
+    problems_frame(result.problems).to_csv(files["ingest_report"], index=False, encoding=CSV_ENCODING)
     files["manifest"].write_text(json.dumps(manifest, ensure_ascii=False, indent=2), encoding="utf-8")
     return files
 
 
 @dataclass(frozen=True)
 class WindowContext:
-    """What the window brings besides its opinions: its kind and its reference documents."""
+    """What the window brings besides its opinions: its kind, its reference documents and its candidate list."""
 
     meta: object  # references.WindowMeta
     references: object  # references.ReferenceSet
+    candidates: object  # candidates.CandidateList
+
+    def domain(self, base: Domain) -> Domain:
+        """``base`` with the window's own candidate list: what every later stage of the window uses."""
+        return base.with_candidates(self.candidates.candidates)
 
     def manifest(self) -> dict:
         refs = self.references
         return {
+            "candidate_list": self.candidates.manifest(),
             "kind": self.meta.kind,
             "kind_source": self.meta.kind_source,
             "title": self.meta.title,
@@ -220,12 +234,16 @@ class WindowContext:
         }
 
 
-def load_window_context(raw_dir: Path, kind_option: str | None = None) -> WindowContext:
-    """Edge: the window's kind (window.yaml or the CLI option, never the folder name) and its documents
-    (RAW_DIR/references/, else the bundled base set)."""
-    from pipeline.references import load_references, load_window_meta
+def load_window_context(raw_dir: Path, kind_option: str | None = None, domain: Domain | None = None) -> WindowContext:
+    """Edge: the window's kind (window.yaml or the CLI option, never the folder name), its documents
+    (RAW_DIR/references/, else the bundled base set) and its candidate list (window.yaml, else the
+    candidate-list document, else the configured 令和6年度 list; candidates.CandidateListError when unreadable)."""
+    from pipeline.candidates import resolve_candidates
+    from pipeline.config import load_domain
+    from pipeline.references import REFERENCES_DIR, load_references, load_window_meta
 
-    return WindowContext(load_window_meta(raw_dir, kind_option), load_references(raw_dir))
+    meta, refs = load_window_meta(raw_dir, kind_option), load_references(raw_dir)
+    return WindowContext(meta, refs, resolve_candidates(meta, refs, domain or load_domain(), Path(raw_dir) / REFERENCES_DIR))
 
 
 def run_window(
