@@ -50,8 +50,9 @@ def _blocks(features: Sequence[str], cfg: ClassifyConfig) -> list[tuple]:
         blocks.append(("cues", Pipeline([("cue", CueExtractor()), ("scale", StandardScaler())]), ["match_text", "match_reason"]))
     if "emb" in features:
         blocks.append(("emb", SentenceEncoder(model=cfg.encoder, max_chars=cfg.embed_max_chars), "match_text"))
-    if "fit" in features:  # how well the opinion fits the window's candidate list (mapping.list_fit)
-        blocks.append(("fit", StandardScaler(), list(FIT_COLUMNS)))
+    # always: how well the opinion fits the window's candidate list (mapping.list_fit) — part of reading
+    # the window's own list (ADR 0006), not a feature set of the ablation
+    blocks.append(("fit", StandardScaler(), list(FIT_COLUMNS)))
     return blocks
 
 
