@@ -7,6 +7,7 @@ the feature landed (README, metrics/heldout/metrics.json), so that a regression 
 import pandas as pd
 import pytest
 
+from pipeline.candidates import finish
 from pipeline.classify import load_model, predict
 from pipeline.config import Candidate
 from pipeline.evaluate import evaluate_model
@@ -31,9 +32,9 @@ def default_model(fresh_sample_run):
 
 
 def _domain(domain, entries):
+    """A window's list as the product builds it (short names derived, 全般 added: candidates.finish)."""
     cands = [Candidate(cid, n, SYSTEMS[key][0], (), SYSTEMS[key][1], SYSTEMS[key][2]) for n, (cid, key) in enumerate(entries, start=1)]
-    cands.append(Candidate("C00", None, "全般（候補を横断する意見）", ("全般",), "", "候補を横断する意見。", general=True))
-    return domain.with_candidates(cands)
+    return domain.with_candidates(finish(cands, "test").candidates)
 
 
 def _predict(model, domain):
