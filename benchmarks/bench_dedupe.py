@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import re
 import resource
 import subprocess
 import sys
@@ -33,81 +32,22 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_batch import corpus_texts  # noqa: E402
-
-SOURCES = 8_000
-COPY_SHARE = 0.96
-PREFECTURES = ["北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県", "埼玉県", "千葉県", "東京都", "新潟県", "富山県", "石川県", "福井県", "山梨県", "長野県", "岐阜県", "静岡県", "愛知県", "三重県", "滋賀県", "京都府", "大阪府", "兵庫県", "奈良県", "鳥取県", "島根県", "岡山県", "広島県", "山口県", "徳島県", "香川県", "愛媛県", "高知県", "福岡県", "佐賀県", "長崎県", "熊本県", "大分県", "宮崎県", "鹿児島県", "沖縄県"]
-NAME_CHARS = "東西南北上下大小山川田野原本中高新松竹梅桜若宮津浦島岡沢峰森林泉浜岩"
-OPENINGS = ["{name}としては、", "{name}では、", "本件について{name}の意見を述べる。", ""]
-FULLWIDTH = str.maketrans({chr(c): chr(c + 0xFEE0) for c in range(0x21, 0x7F)})
+from campaign import SHAPES, Shape, pair_scores, planted_window  # noqa: E402
 
 
 # --------------------------------------------------------------------------- synthetic window
 
 
-def sentences_of(texts: list[str]) -> list[str]:
-    return [s for t in texts for s in re.split(r"(?<=[。！？])", t) if len(s) > 5]
-
-
-def bodies(rng: np.random.Generator, n: int) -> list[tuple[str, str]]:
-    """(full body name, the name a body uses in its text): 「青森県東山市」, 「東山市」."""
-    out = []
-    for _ in range(n):
-        city = "".join(rng.choice(list(NAME_CHARS), 2)) + str(rng.choice(["市", "町", "村"]))
-        out.append((str(rng.choice(PREFECTURES)) + city, city))
-    return out
-
-
-def compose(rng: np.random.Generator, pool: list[str]) -> str:
-    opening = str(rng.choice(OPENINGS))
-    return opening + "".join(pool[i] for i in rng.integers(0, len(pool), size=int(rng.integers(2, 9))))
-
-
-def edit(rng: np.random.Generator, template: str, pool: list[str], fits: np.ndarray, name: str) -> str:
-    """A body's re-sent copy: its own name, punctuation/width changes, sometimes a sentence added
-    (one of ``fits``, the pool's sentences shorter than a third of the template)."""
-    text = template.replace("{name}", name)
-    if rng.random() < 0.5:
-        text = text.replace("、", "，" if rng.random() < 0.5 else "")
-    if rng.random() < 0.3:
-        text = text.replace("。", "．")
-    if rng.random() < 0.3:
-        text = text.translate(FULLWIDTH)
-    if rng.random() < 0.3 and len(fits):
-        cut = [m.end() for m in re.finditer(r"[。．]", text)] or [len(text)]
-        at = int(rng.choice(cut))
-        text = text[:at] + pool[int(rng.choice(fits))] + text[at:]
-    return text
-
-
 def synthetic_window(n: int, seed: int = 0) -> pd.DataFrame:
-    """Rows with text, body and ``family`` (the planted source; distinct texts are families of one)."""
-    rng = np.random.default_rng(seed)
-    pool = sentences_of(corpus_texts())
-    by_length = np.argsort([len(s) for s in pool], kind="stable")
-    sorted_lengths = np.sort([len(s) for s in pool], kind="stable")
-    templates = [compose(rng, pool) for _ in range(SOURCES)]
-    n_copies = int(round(n * COPY_SHARE))
-    weights = 1.0 / np.arange(1, SOURCES + 1) ** 0.6
-    family = rng.choice(SOURCES, size=n_copies, p=weights / weights.sum())
-    who = bodies(rng, n)
-    texts, fam = [], []
-    for k, f in enumerate(family):
-        fits = by_length[: np.searchsorted(sorted_lengths, len(templates[f]) // 3)]
-        texts.append(edit(rng, templates[f], pool, fits, who[k][1]))
-        fam.append(int(f))
-    for k in range(n_copies, n):
-        texts.append(compose(rng, pool).replace("{name}", who[k][1]))
-        fam.append(SOURCES + k)
-    perm = rng.permutation(n)  # copies of one source are spread over the window, as files arrive
-    return pd.DataFrame({"opinion_id": [f"s{i}" for i in range(n)], "text": [texts[i] for i in perm], "reason": "", "body": [who[i][0] for i in perm], "family": [fam[i] for i in perm]})
+    """The campaign window (campaign.py) of ``n`` rows: text, body and ``family`` (the planted source)."""
+    c = SHAPES["campaign"]
+    return planted_window(Shape(n, c.sources, c.copy_share, c.skew, seed))
 
 
 def real_window() -> pd.DataFrame:
@@ -127,13 +67,6 @@ def prepared(size: str, cache: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- measurement
-
-
-def pair_scores(pred: pd.Series, truth: pd.Series) -> tuple[float, float]:
-    """Pair precision/recall of a grouping against planted families (pairs implied by co-membership)."""
-    pairs = lambda c: float((c * (c - 1) // 2).sum())  # noqa: E731
-    both = pairs(pd.DataFrame({"p": pred.to_numpy(), "t": truth.to_numpy()}).value_counts().to_numpy())
-    return both / max(pairs(pred.value_counts().to_numpy()), 1.0), both / max(pairs(truth.value_counts().to_numpy()), 1.0)
 
 
 def load_impl(path: str | None):

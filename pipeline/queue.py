@@ -193,38 +193,53 @@ def _text(value) -> str:
 # --------------------------------------------------------------------------- batch → queue
 
 
-def sync_window(engine: Engine, window: str, opinions: pd.DataFrame, kind: str | None = None, candidates: dict | None = None) -> dict:
+SYNC_BATCH = 2_000  # rows per write transaction of sync_window: each holds SQLite's lock for a fraction of a second
+
+
+def _item_row(window: str, order: int, d: dict, ts: dt.datetime) -> dict:
+    """The items row of one batch opinion (``d``: a record of the batch frame)."""
+    oid = _text(d["opinion_id"])
+    rep = _text(d.get("dup_representative"))
+    return {
+        "window": window,
+        "opinion_id": oid,
+        **{f: _text(d.get(f)) for f in _TEXT_FIELDS},
+        # a frame from before dedupe.group_key: the representative names the group within this run
+        "dup_key": _text(d.get("dup_key")) or (f"rep:{rep}" if rep else f"own:{oid}"),
+        "text_hash": text_hash(_text(d.get("text")), _text(d.get("reason"))),
+        "dup_count": int(d.get("dup_count", 1) or 1),
+        "candidate_confidence": float(d.get("candidate_confidence", 0) or 0),
+        "category_confidence": float(d.get("category_confidence", 0) or 0),
+        "needs_review": str(d.get("needs_review", "")).lower() in ("true", "1"),
+        "present": True,
+        "row_order": order,
+        "updated_at": ts,
+    }
+
+
+def sync_window(
+    engine: Engine, window: str, opinions: pd.DataFrame, kind: str | None = None, candidates: dict | None = None, batch_size: int = SYNC_BATCH
+) -> dict:
     """Upsert a batch's model outputs for ``window``. Decisions are never touched; opinions missing
     from this run stay in the database with ``present = false``. Returns counts.
 
     ``kind`` (``candidate-list`` / ``policy-draft``, the window's window.yaml) is stored in
     ``windows.kind``; ``None`` keeps the stored kind (``candidate-list`` for a new window).
     ``candidates`` (``CandidateList.manifest()``): the window's candidate list, which decisions, the
-    export and the report use; ``None`` keeps the stored one."""
+    export and the report use; ``None`` keeps the stored one.
+
+    Written in transactions of ``batch_size`` rows, not one: a window of 200,000 opinions in one
+    transaction held SQLite's write lock for its whole length, and a reviewer deciding meanwhile waited
+    past the 3 s timeout (「データベースが使用中」). Between two batches a reader sees the window partly
+    re-synced: every row is either the previous run's or this run's, never half of each, and
+    ``decide`` refuses a decision on a group whose members or texts moved since it was read (確認コード).
+    An interrupted sync leaves no decision touched; running it again completes it (each row is an upsert).
+    The opinions missing from this run are marked absent last, once every present row is written."""
     kind = canonical_kind(kind) if kind is not None else None
     cands = json.dumps(candidates, ensure_ascii=False) if candidates is not None else None
     ts = now()
-    rows = []
-    for order, d in enumerate(opinions.to_dict("records")):
-        oid = _text(d["opinion_id"])
-        rep = _text(d.get("dup_representative"))
-        rows.append(
-            {
-                "window": window,
-                "opinion_id": oid,
-                **{f: _text(d.get(f)) for f in _TEXT_FIELDS},
-                # a frame from before dedupe.group_key: the representative names the group within this run
-                "dup_key": _text(d.get("dup_key")) or (f"rep:{rep}" if rep else f"own:{oid}"),
-                "text_hash": text_hash(_text(d.get("text")), _text(d.get("reason"))),
-                "dup_count": int(d.get("dup_count", 1) or 1),
-                "candidate_confidence": float(d.get("candidate_confidence", 0) or 0),
-                "category_confidence": float(d.get("category_confidence", 0) or 0),
-                "needs_review": str(d.get("needs_review", "")).lower() in ("true", "1"),
-                "present": True,
-                "row_order": order,
-                "updated_at": ts,
-            }
-        )
+    records = opinions.to_dict("records")
+    new_ids = [_text(d["opinion_id"]) for d in records]
     try:
         with _write_transaction(engine) as conn:
             if conn.execute(sa.select(windows_t.c.window).where(windows_t.c.window == window)).first():
@@ -232,19 +247,34 @@ def sync_window(engine: Engine, window: str, opinions: pd.DataFrame, kind: str |
                 conn.execute(windows_t.update().where(windows_t.c.window == window).values(**values))
             else:
                 conn.execute(windows_t.insert().values(window=window, kind=kind or DEFAULT_KIND, created_at=ts, last_run_at=ts, runs=1, candidates=cands or ""))
+        with engine.connect() as conn:
             existing = {r.opinion_id for r in conn.execute(sa.select(items_t.c.opinion_id).where(items_t.c.window == window))}
-            new_ids = {r["opinion_id"] for r in rows}
-            conn.execute(items_t.update().where(items_t.c.window == window).values(present=False))
-            updates = [r for r in rows if r["opinion_id"] in existing]
+        stmt = items_t.update().where(items_t.c.window == sa.bindparam("w"), items_t.c.opinion_id == sa.bindparam("oid")).values({f: sa.bindparam(f) for f in ITEM_FIELDS})
+        inserted = updated = 0
+        for start in range(0, len(records), batch_size):
+            rows = [_item_row(window, start + k, d, ts) for k, d in enumerate(records[start : start + batch_size])]
             inserts = [r for r in rows if r["opinion_id"] not in existing]
-            if inserts:
-                conn.execute(items_t.insert(), inserts)
-            if updates:
-                stmt = items_t.update().where(items_t.c.window == sa.bindparam("w"), items_t.c.opinion_id == sa.bindparam("oid")).values({f: sa.bindparam(f) for f in ITEM_FIELDS})
-                conn.execute(stmt, [{"w": r["window"], "oid": r["opinion_id"], **{f: r[f] for f in ITEM_FIELDS}} for r in updates])
+            updates = [{"w": r["window"], "oid": r["opinion_id"], **{f: r[f] for f in ITEM_FIELDS}} for r in rows if r["opinion_id"] in existing]
+            with _write_transaction(engine) as conn:
+                if inserts:
+                    conn.execute(items_t.insert(), inserts)
+                if updates:
+                    conn.execute(stmt, updates)
+            inserted, updated = inserted + len(inserts), updated + len(updates)
+            existing.update(r["opinion_id"] for r in inserts)
+        missing = sorted(existing - set(new_ids))
+        absent = items_t.update().where(items_t.c.window == window, items_t.c.opinion_id == sa.bindparam("oid")).values(present=False)
+        for start in range(0, len(missing), batch_size):
+            with _write_transaction(engine) as conn:
+                conn.execute(absent, [{"oid": oid} for oid in missing[start : start + batch_size]])
     except sa.exc.OperationalError as e:
+        if inserted or updated:
+            raise QueueError(
+                f"データベースが使用中（ロック中）のため、確認キューへの反映が途中（{inserted + updated:,} / {len(records):,} 件）で止まりました。"
+                f"人の判断は変更していません。しばらくして同じコマンドを再実行すると残りを反映します。（{getattr(e, 'orig', e)}）"
+            ) from None
         raise _locked(e) from None
-    return {"inserted": len(inserts), "updated": len(updates), "missing_now": len(existing - new_ids)}
+    return {"inserted": inserted, "updated": updated, "missing_now": len(missing)}
 
 
 # --------------------------------------------------------------------------- reading
@@ -288,15 +318,14 @@ def _read_codes(frame: pd.DataFrame) -> pd.Series:
     return codes
 
 
-def window_table(engine: Engine, window: str) -> pd.DataFrame:
-    """Every opinion of the window with its decision (if any), status and final labels."""
-    j = items_t.outerjoin(decisions_t, sa.and_(items_t.c.window == decisions_t.c.window, items_t.c.opinion_id == decisions_t.c.opinion_id))
-    cols = [items_t.c[c] for c in ("window", "opinion_id", *ITEM_FIELDS)] + [decisions_t.c[f].label(f"decision_{f}") for f in DECISION_FIELDS]
-    with engine.connect() as conn:
-        _require_window(conn, window)
-        frame = pd.DataFrame(conn.execute(sa.select(*cols).select_from(j).where(items_t.c.window == window).order_by(items_t.c.row_order)).mappings().all())
-    if frame.empty:
-        return pd.DataFrame(columns=["window", "opinion_id", *ITEM_FIELDS, *(f"decision_{f}" for f in DECISION_FIELDS), "status", "in_queue", "final_category", "final_candidate", "read_code"])
+_JOIN = items_t.outerjoin(decisions_t, sa.and_(items_t.c.window == decisions_t.c.window, items_t.c.opinion_id == decisions_t.c.opinion_id))
+_COLUMNS = [items_t.c[c] for c in ("window", "opinion_id", *ITEM_FIELDS)] + [decisions_t.c[f].label(f"decision_{f}") for f in DECISION_FIELDS]
+TABLE_COLUMNS = ["window", "opinion_id", *ITEM_FIELDS, *(f"decision_{f}" for f in DECISION_FIELDS), "status", "in_queue", "final_category", "final_candidate", "read_code"]
+CODE_KEYS_CHUNK = 500  # duplicate-group keys per query when a page's 確認コード are computed
+
+
+def _derived(frame: pd.DataFrame) -> pd.DataFrame:
+    """Status (derived, never stored), queue membership and final labels of rows read from the join."""
     has = frame["decision_reviewer"].notna()
     frame["status"] = "pending"
     frame.loc[has & (frame["decision_text_hash"] == frame["text_hash"]), "status"] = "decided"
@@ -305,20 +334,96 @@ def window_table(engine: Engine, window: str) -> pd.DataFrame:
     frame["final_category"] = frame["decision_category"].where(has, frame["category"])
     frame["final_candidate"] = frame["decision_candidate_id"].where(has, frame["candidate_id"])
     frame["decision_version"] = frame["decision_version"].fillna(0).astype(int)
+    return frame
+
+
+def window_table(engine: Engine, window: str) -> pd.DataFrame:
+    """Every opinion of the window with its decision (if any), status and final labels."""
+    with engine.connect() as conn:
+        _require_window(conn, window)
+        frame = pd.DataFrame(conn.execute(sa.select(*_COLUMNS).select_from(_JOIN).where(items_t.c.window == window).order_by(items_t.c.row_order)).mappings().all())
+    if frame.empty:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    frame = _derived(frame)
     frame["read_code"] = _read_codes(frame)
+    return frame
+
+
+def _status_sql():
+    """``status`` as SQL, the same rule as ``_derived``: no decision → pending; a decision on the current
+    text → decided; otherwise (another text, or none recorded) → stale."""
+    has = decisions_t.c.reviewer.isnot(None)
+    return sa.case((decisions_t.c.reviewer.is_(None), "pending"), (decisions_t.c.text_hash == items_t.c.text_hash, "decided"), else_="stale"), has
+
+
+def _queue_filter(window: str, status: str | None, everything: bool) -> list:
+    """The WHERE of a window's queue listing: present rows; in the queue (共有すべきもの, marked for review
+    or decided) unless ``everything``; of ``status`` when given."""
+    if status is not None and status not in STATUSES:
+        raise QueueError(f"status は {', '.join(STATUSES)} のいずれかです（「{status}」）。")
+    status_col, has = _status_sql()
+    where = [items_t.c.window == window, items_t.c.present.is_(True)]
+    if not everything:
+        where.append(sa.or_(items_t.c.category == "SHARE", items_t.c.needs_review.is_(True), has))
+    if status:
+        where.append(status_col == status)
+    return where
+
+
+def _group_codes(conn, window: str, keys: Sequence[str]) -> dict[str, str]:
+    """``read_code`` of each duplicate group named in ``keys``, over its present members: only those
+    groups are read (a page of 100 rows of a 200,000-opinion window reads a few hundred rows)."""
+    keys = sorted({k for k in keys if k})
+    members: dict[str, list[tuple[str, str]]] = {}
+    cols = (items_t.c.dup_key, items_t.c.opinion_id, items_t.c.text_hash)
+    for start in range(0, len(keys), CODE_KEYS_CHUNK):
+        q = sa.select(*cols).where(items_t.c.window == window, items_t.c.present.is_(True), items_t.c.dup_key.in_(keys[start : start + CODE_KEYS_CHUNK]))
+        for k, oid, h in conn.execute(q):
+            members.setdefault(k, []).append((oid, h))
+    return {k: read_code(m) for k, m in members.items()}
+
+
+def queue_count(engine: Engine, window: str, status: str | None = None, everything: bool = False) -> int:
+    """How many opinions ``list_queue`` / ``numbered_queue`` list with these filters (counted in SQL)."""
+    where = _queue_filter(window, status, everything)
+    with engine.connect() as conn:
+        _require_window(conn, window)
+        return int(conn.execute(sa.select(sa.func.count()).select_from(_JOIN).where(*where)).scalar_one())
+
+
+def numbered_queue(engine: Engine, window: str, status: str | None = None, everything: bool = False, offset: int = 0, limit: int | None = None) -> pd.DataFrame:
+    """The queue of a window in a fixed order (the batch's row order, then the id) with a row number
+    ``row`` (1, 2, …) that people can type instead of an id; rows ``offset + 1`` to ``offset + limit``
+    only when ``limit`` is given. Filtered, ordered and paged in SQL, so a page of a 200,000-opinion
+    window reads that page (and its groups' members for the 確認コード), not the window. Nothing is
+    stored: the same filters give the same listing until a re-run changes the queue, which the 確認コード
+    of the row then shows."""
+    where = _queue_filter(window, status, everything)
+    q = sa.select(*_COLUMNS).select_from(_JOIN).where(*where).order_by(items_t.c.row_order, items_t.c.opinion_id)
+    offset = max(int(offset or 0), 0)
+    if offset:
+        q = q.offset(offset)
+    if limit is not None:
+        q = q.limit(max(int(limit), 0))
+    with engine.connect() as conn:
+        _require_window(conn, window)
+        frame = pd.DataFrame(conn.execute(q).mappings().all())
+        if frame.empty:
+            frame = pd.DataFrame(columns=TABLE_COLUMNS)
+        else:
+            frame = _derived(frame)
+            codes = _group_codes(conn, window, frame["dup_key"].fillna("").tolist())
+            alone = [read_code([(oid, h)]) for oid, h in zip(frame["opinion_id"], frame["text_hash"])]
+            frame["read_code"] = [codes.get(k, a) if k else a for k, a in zip(frame["dup_key"].fillna(""), alone)]
+    frame.insert(0, "row", range(offset + 1, offset + len(frame) + 1))
     return frame
 
 
 def list_queue(engine: Engine, window: str, status: str | None = None, everything: bool = False) -> pd.DataFrame:
     """The queue of a window (present opinions that are 共有すべきもの, marked for review, or decided);
-    ``everything`` lists every present opinion (to correct a confident exclusion seen in the export)."""
-    if status is not None and status not in STATUSES:
-        raise QueueError(f"status は {', '.join(STATUSES)} のいずれかです（「{status}」）。")
-    frame = window_table(engine, window)
-    if frame.empty:
-        return frame
-    frame = frame[(frame["in_queue"] | everything) & frame["present"].astype(bool)]
-    return frame[frame["status"] == status] if status else frame
+    ``everything`` lists every present opinion (to correct a confident exclusion seen in the export).
+    In ``numbered_queue``'s order, filtered in SQL."""
+    return numbered_queue(engine, window, status, everything).drop(columns="row")
 
 
 def audit(engine: Engine, window: str, opinion_id: str | None = None) -> pd.DataFrame:
@@ -545,13 +650,3 @@ def status_from_input(value: str) -> str:
     if v in STATUS_INPUTS or v.lower() in STATUS_INPUTS:
         return STATUS_INPUTS.get(v) or STATUS_INPUTS[v.lower()]
     raise ValueError(f"状態（--status）「{value}」は不正です。使えるもの: {'、'.join(STATUS_LABELS.values())}")
-
-
-def numbered_queue(engine: Engine, window: str, status: str | None = None, everything: bool = False) -> pd.DataFrame:
-    """``list_queue`` in a fixed order (the batch's row order, then the id) with a row number ``row``
-    (1, 2, …) that people can type instead of an id. Nothing is stored: the same filters give the same
-    listing until a re-run changes the queue, which the 確認コード of the row then shows."""
-    frame = list_queue(engine, window, status, everything=everything)
-    frame = frame.sort_values(["row_order", "opinion_id"], kind="stable").reset_index(drop=True)
-    frame.insert(0, "row", range(1, len(frame) + 1))
-    return frame

@@ -487,3 +487,100 @@ def test_harvest_command_says_how_many_rows_are_dev_texts(tmp_path, domain, labe
     assert res.exit_code == 0 and "2 件" in res.output and "1 件は評価用（dev 分割）" in res.output, res.output
     written = out.read_text(encoding="utf-8")
     assert "098-866-2200" not in written and "佐藤 TEL" not in written
+
+
+# --------------------------------------------------------------------------- scale (issue 11): sync in batches, listing in SQL
+
+
+def _big_batch(n=23):
+    """n opinions in groups of three (G1 = 1–3 …), every fifth marked for review, every fourth SHARE."""
+    return pd.DataFrame(
+        {
+            "opinion_id": [f"o{i:03d}" for i in range(n)],
+            "body": [f"団体{i}" for i in range(n)],
+            "text": [f"共通化の意見 {i // 3} の本文。" + ("追加の一文。" if i % 3 == 2 else "") for i in range(n)],
+            "reason": "",
+            "dup_group": [f"G{i // 3}" for i in range(n)],
+            "dup_key": [f"K{i // 3}" for i in range(n)],
+            "dup_representative": [f"o{(i // 3) * 3:03d}" for i in range(n)],
+            "dup_count": 3,
+            "candidate_id": "C01",
+            "category": ["SHARE" if i % 4 == 0 else "ABSTRACT" for i in range(n)],
+            "needs_review": ["true" if i % 5 == 0 else "false" for i in range(n)],
+        }
+    )
+
+
+def test_sync_in_batches_writes_what_one_transaction_wrote(tmp_path, monkeypatch):
+    """A 23-row window in batches of 4: the same table as in one batch, in 1 + 6 short transactions
+    (+ 1 for the opinions that left), so a reviewer's write waits for one batch, not the window."""
+    import pipeline.queue as q
+
+    calls = []
+    real = q._write_transaction
+    monkeypatch.setattr(q, "_write_transaction", lambda eng: (calls.append(1), real(eng))[1])
+    one, many = open_queue(f"sqlite:///{tmp_path}/one.db"), open_queue(f"sqlite:///{tmp_path}/many.db")
+    assert sync_window(one, W, _big_batch(), batch_size=10_000) == sync_window(many, W, _big_batch(), batch_size=4) == {"inserted": 23, "updated": 0, "missing_now": 0}
+    assert len(calls) == 2 + 1 + 6  # one: window row + 1 batch; many: window row + 6 batches
+    drop = lambda t: t.drop(columns=["updated_at"])  # noqa: E731
+    pd.testing.assert_frame_equal(drop(window_table(one, W)), drop(window_table(many, W)))
+    calls.clear()
+    again = _big_batch().iloc[3:]  # o000–o002 left the window
+    assert sync_window(many, W, again, batch_size=4) == {"inserted": 0, "updated": 20, "missing_now": 3}
+    assert len(calls) == 1 + 5 + 1
+    t = window_table(many, W).set_index("opinion_id")
+    assert not t.loc[["o000", "o001", "o002"], "present"].any() and t.drop(index=["o000", "o001", "o002"])["present"].all()
+    assert t.loc["o003", "row_order"] == 0  # this run's order
+
+
+def test_a_sync_stopped_by_a_lock_says_how_far_it_got_and_a_rerun_completes_it(tmp_path, monkeypatch):
+    import pipeline.queue as q
+
+    url = f"sqlite:///{tmp_path}/q.db"
+    eng = open_queue(url)
+    real, count = q._write_transaction, []
+
+    def flaky(engine):
+        count.append(1)
+        if len(count) == 3:  # the window row and the first batch went through
+            raise sa.exc.OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
+        return real(engine)
+
+    monkeypatch.setattr(q, "_write_transaction", flaky)
+    with pytest.raises(QueueError, match="途中（4 / 23 件）"):
+        sync_window(eng, W, _big_batch(), batch_size=4)
+    monkeypatch.setattr(q, "_write_transaction", real)
+    assert len(window_table(eng, W)) == 4
+    assert sync_window(eng, W, _big_batch(), batch_size=4) == {"inserted": 19, "updated": 4, "missing_now": 0}
+    assert len(window_table(eng, W)) == 23
+
+
+def test_queue_listing_is_filtered_and_paged_in_sql(engine, domain, monkeypatch):
+    """numbered_queue with filters and a page equals the filtered whole window table, sliced — and it
+    does not read the whole window (window_table is not called)."""
+    import pipeline.queue as q
+    from pipeline.queue import numbered_queue, queue_count
+
+    sync_window(engine, W, _big_batch())
+    decide(engine, domain, W, "o003", "佐藤", Decision(category="SHARE"))  # group K1 (o003–o005) decided
+    changed = _big_batch()
+    changed.loc[changed["opinion_id"] == "o004", "text"] = "本文を直した。"  # o004's decision goes stale
+    sync_window(engine, W, changed)
+    whole = window_table(engine, W)
+    whole = whole[whole["present"].astype(bool)].sort_values(["row_order", "opinion_id"]).reset_index(drop=True)
+    monkeypatch.setattr(q, "window_table", lambda *a, **k: pytest.fail("the listing read the whole window"))
+    for status in (None, "pending", "decided", "stale"):
+        for everything in (False, True):
+            want = whole[(whole["in_queue"] | everything) & ((whole["status"] == status) if status else True)].reset_index(drop=True)
+            assert queue_count(engine, W, status, everything) == len(want) > 0
+            full = numbered_queue(engine, W, status, everything)
+            assert full["row"].tolist() == list(range(1, len(want) + 1))
+            assert full["opinion_id"].tolist() == want["opinion_id"].tolist()
+            assert full["read_code"].tolist() == want["read_code"].tolist()  # over the group's present members
+            assert full["status"].tolist() == want["status"].tolist() and full["final_category"].tolist() == want["final_category"].tolist()
+            page = numbered_queue(engine, W, status, everything, offset=2, limit=3)
+            pd.testing.assert_frame_equal(page.reset_index(drop=True), full.iloc[2:5].reset_index(drop=True), check_dtype=False)
+    assert set(numbered_queue(engine, W, "stale")["opinion_id"]) == {"o004"}
+    assert numbered_queue(engine, W, offset=100, limit=10).empty
+    with pytest.raises(QueueError, match="status"):
+        numbered_queue(engine, W, "done")
