@@ -25,6 +25,7 @@ from pipeline.tokenize import FugashiTokenizer
 # ingest statuses that send an opinion to a person whatever the model says
 INGEST_FLAGS = ("empty_text", "too_long")
 ADDRESSED_YES, ADDRESSED_NO = "記載あり", "記載なし"
+RENDERED_COLUMNS = ("category_reason", "candidate_reason", "review_reasons")  # explain.render
 ADDRESSED_MIN_COVERAGE = 0.35  # a shared opinion whose best passage is at least this likely to settle it: 記載あり (for the WT to check)
 
 OUTPUT_COLUMNS = (
@@ -65,29 +66,57 @@ def candidate_profiles(model: OpinionModel, domain: Domain, an: Analysers, index
     return build_profiles(domain, an.encode, an.lemmatize, index, names)
 
 
+def candidate_scores(model: OpinionModel, profiles: CandidateProfiles, texts: list[str], emb: np.ndarray, sent_emb: list[np.ndarray], learned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mapping's pair features (opinions × candidates × features) and P(candidate) per opinion."""
+    F = mapping_features(profiles, texts, emb, sent_emb, precedent_vectors=model.precedent_vectors, learned=learned, learned_names=model.learned_names)
+    return F, softmax_rows(model.mapping.scores(F), model.mapping_temperature)
+
+
+# what a row's decision depends on: rows equal in all of these (exact copies, same normalised text) are
+# classified once and share the result; each keeps its own row, id, body and duplicate columns
+DECISION_INPUTS = ("match_text", "match_reason", "stated_candidate", "ingest_status")
+
+
+def distinct_rows(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(positions of the first row of each distinct decision input, in input order; for every row, the
+    number of its distinct input): ``frame.iloc[first]`` is what to classify, ``result[inverse]`` gives
+    every row its result back."""
+    cols = [c for c in DECISION_INPUTS if c in frame.columns]
+    if not len(frame) or not cols:
+        return np.arange(len(frame)), np.arange(len(frame))
+    keys = frame[cols].fillna("").astype(str)
+    codes = pd.MultiIndex.from_frame(keys).factorize()[0] if len(cols) > 1 else pd.factorize(keys[cols[0]])[0]
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    # np.unique sorts by code; codes number the keys in order of first appearance, so first is increasing
+    return first, inverse.ravel()
+
+
 def predict(
     model: OpinionModel, frame: pd.DataFrame, domain: Domain, index: PassageIndex | None = None, kind: str = "candidate-list",
     explain: bool = True, batch: int = 1000, progress: bool = False, an: Analysers | None = None, profiles: CandidateProfiles | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """Structured decision columns for every row of ``frame`` (a normalised frame; order and number of rows
-    kept). ``domain`` carries the window's own candidate list."""
+    kept). ``domain`` carries the window's own candidate list. Each distinct decision input
+    (``DECISION_INPUTS``) is classified once; within the call every text and sentence is encoded once."""
     out = frame.copy()
     if len(frame) == 0:
         for c in OUTPUT_COLUMNS:
             out[c] = pd.Series(dtype=object)
         return out
     an = an or analysers(model)
-    profiles = profiles or candidate_profiles(model, domain, an, index)
-    X = prepare(frame, domain)
-    starts = range(0, len(X), batch)
-    if progress and len(X) > batch:
-        from tqdm import tqdm
+    first, inverse = distinct_rows(frame)
+    with an.encoder.sharing():
+        profiles = profiles or candidate_profiles(model, domain, an, index)
+        X = prepare(frame.iloc[first].reset_index(drop=True), domain)
+        starts = range(0, len(X), batch)
+        if progress and len(X) > batch:
+            from tqdm import tqdm
 
-        starts = tqdm(starts, desc="分類", unit="batch", total=(len(X) + batch - 1) // batch)
-    parts = [_predict_part(model, X.iloc[i : i + batch].reset_index(drop=True), domain, index, kind, explain, an, profiles) for i in starts]
+            starts = tqdm(starts, desc="分類", unit="batch", total=(len(X) + batch - 1) // batch)
+        parts = [_predict_part(model, X.iloc[i : i + batch].reset_index(drop=True), domain, index, kind, explain, an, profiles) for i in starts]
     res = pd.concat(parts, ignore_index=True)
     for c in res.columns:
-        out[c] = res[c].to_numpy()
+        out[c] = res[c].to_numpy()[inverse]
     return out
 
 
@@ -95,9 +124,7 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
     text_classes, cand_classes, classes = model.text_classes, profiles.ids, list(model.categories)
     emb = an.encode(X["match_text"])
     texts = X["match_text"].tolist()
-    Fm = mapping_features(profiles, texts, emb, sentence_embeddings(texts, an.encode), precedent_vectors=model.precedent_vectors,
-                          learned=model.learned_proba(X), learned_names=model.learned_names)  # fmt: skip
-    p_cand = softmax_rows(model.mapping.scores(Fm), model.mapping_temperature)
+    Fm, p_cand = candidate_scores(model, profiles, texts, emb, sentence_embeddings(texts, an.encode), model.learned_proba(X))
     X = X.copy()
     X[list(FIT_COLUMNS)] = list_fit(Fm, profiles)
     Xt = model.text.named_steps["features"].transform(X)
@@ -176,7 +203,13 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
 def classify_frame(model: OpinionModel, frame: pd.DataFrame, domain: Domain, index: PassageIndex | None, kind: str, progress: bool = False, an: Analysers | None = None) -> pd.DataFrame:
     """The batch's classify stage (``opinions run`` and the DVC stage call this one function): the
     structured columns, their Japanese rendering, and the model version. ``domain`` carries the window's
-    candidate list (``Domain.with_candidates``)."""
-    res = render(predict(model, frame, domain, index, kind, explain=True, progress=progress, an=an), domain, model.precedents)
-    res["model_version"] = f"{model.meta.get('data_version', '')}@{str(model.meta.get('git_sha', ''))[:8]}"
-    return res
+    candidate list (``Domain.with_candidates``). Exact copies are classified and rendered once."""
+    first, inverse = distinct_rows(frame)
+    distinct = frame.iloc[first].reset_index(drop=True)
+    res = render(predict(model, distinct, domain, index, kind, explain=True, progress=progress, an=an), domain, model.precedents)
+    out = frame.copy()
+    for c in res.columns:
+        if c not in frame.columns or c in OUTPUT_COLUMNS or c in RENDERED_COLUMNS:
+            out[c] = res[c].to_numpy()[inverse]
+    out["model_version"] = f"{model.meta.get('data_version', '')}@{str(model.meta.get('git_sha', ''))[:8]}"
+    return out

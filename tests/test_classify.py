@@ -168,3 +168,74 @@ def test_no_addressed_verdict_without_the_windows_own_drafts(tiny_model_dir, lab
     out = classify_frame(model, normalise(rows), domain, index, "policy-draft", an=an)
     assert (out["addressed_suggestion"] == "").all()
     assert (out.loc[out["category"] == "SHARE", "nearest_passage"] != "").all()
+
+
+def _counting_encoder(monkeypatch):
+    """Replace the sentence encoder's backend by a deterministic 512-d one that records every text it is
+    asked to encode, with the process cache disabled (a batch beyond its bound)."""
+    from pipeline import embed
+
+    seen: list[str] = []
+
+    class Counting:
+        def encode(self, texts, **kw):
+            texts = list(texts)
+            seen.extend(texts)
+            out = np.zeros((len(texts), 512), dtype=np.float32)
+            for i, t in enumerate(texts):
+                for a, b in zip(t, t[1:] or t):
+                    out[i, hash(a + b) % 512] += 1
+                out[i, 511] += 1
+            return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    monkeypatch.setattr(embed, "load_sentence_model", lambda name, threads=None: Counting())
+    monkeypatch.setattr(embed, "_CACHE", {})
+    monkeypatch.setattr(embed, "_CACHE_MAX", 0)
+    return seen
+
+
+def test_distinct_rows_groups_exact_copies_in_input_order():
+    from pipeline.classify import distinct_rows
+
+    f = pd.DataFrame({"match_text": ["a", "b", "a", "c", "b"], "match_reason": ["", "", "", "", "x"], "stated_candidate": "", "ingest_status": "ok", "body": list("vwxyz")})
+    first, inverse = distinct_rows(f)
+    assert first.tolist() == [0, 1, 3, 4]  # row 4 has the text of row 1 but another reason: its own decision
+    assert inverse.tolist() == [0, 1, 0, 2, 3]
+
+
+def test_each_distinct_text_is_encoded_once_and_copies_share_their_result(tiny_model_dir, labeled, domain, corpus_refs, monkeypatch):
+    """Issue 11 item 1: exact copies are classified once and keep their own rows; every text and sentence
+    is encoded once per batch, for the mapping, the precedent search and the retrieval together, even
+    beyond the process cache's bound."""
+    import pipeline.classify as classify
+
+    seen = _counting_encoder(monkeypatch)
+    model = load_model(tiny_model_dir)
+    an = analysers(model)
+    index = reference_index(corpus_refs.passages["R7-policy"], domain, an)
+    dev = split(labeled, "dev")
+    base = normalise(dev[dev["window"] == "R7-policy"].head(25).reset_index(drop=True))
+    assert len(seen) == len(set(seen))  # the passages: once each
+    seen.clear()
+    single = classify_frame(model, base, domain, index, "policy-draft", an=an)
+    once = list(seen)
+    assert once and len(once) == len(set(once))  # no text or sentence encoded twice within the batch
+
+    copies = base.iloc[[3, 3, 7, 0, 3]].copy()
+    copies["opinion_id"] = [f"copy{i}" for i in range(len(copies))]
+    copies["body"] = ["八戸市", "弘前市", "十和田市", "盛岡市", "宮古市"]
+    frame = pd.concat([base, copies], ignore_index=True)
+    classified = []
+    part = classify._predict_part
+    monkeypatch.setattr(classify, "_predict_part", lambda m, X, *a: classified.append(len(X)) or part(m, X, *a))
+    seen.clear()
+    out = classify_frame(model, frame, domain, index, "policy-draft", an=an)
+    assert sum(classified) == len(base)  # the copies were not classified again
+    assert sorted(seen) == sorted(once)  # ... nor encoded again: the same strings, each once
+    assert len(out) == len(frame) and out["opinion_id"].tolist() == frame["opinion_id"].tolist()
+    assert out["body"].tolist() == frame["body"].tolist()
+    decided = [c for c in out.columns if c not in ("opinion_id", "body")]
+    for k, src in enumerate([3, 3, 7, 0, 3]):
+        row = out.iloc[len(base) + k]
+        assert row[decided].equals(single.iloc[src][decided]), k
+    pd.testing.assert_frame_equal(out.iloc[: len(base)].reset_index(drop=True), single)
