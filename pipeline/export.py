@@ -400,7 +400,11 @@ def write_export(groups: pd.DataFrame, out_dir: Path, choices: dict[str, list[st
 
     ``choices`` (``decision_choices``): the drop-down lists of the editable columns, kept on a hidden
     sheet 選択肢 and named (選択肢_分類 …) so Excel and LibreOffice both accept them whatever their
-    length (an inline list stops at 255 characters). The CSV leaves out the editable and key columns."""
+    length (an inline list stops at 255 characters). The CSV leaves out the editable and key columns.
+
+    The xlsx is streamed (openpyxl's write-only workbook: each row goes to the file as it is written), so
+    its memory does not grow with the window: the in-memory workbook kept every cell as an object, about
+    1 KB each, 3 million cells for 100,000 groups."""
     from openpyxl import Workbook
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -410,63 +414,52 @@ def write_export(groups: pd.DataFrame, out_dir: Path, choices: dict[str, list[st
     # every text field quoted: the csv module quotes only fields holding "\n", so a bare CR (a cell
     # starting with one is neutralised, not removed) would otherwise split the row in Excel
     (csv_part.map(neutralise) if len(csv_part) else csv_part).to_csv(paths["csv"], index=False, encoding="utf-8-sig", quoting=csv.QUOTE_NONNUMERIC)
-    wb = Workbook()
-    wb.remove(wb.active)
-    names = _choices_sheet(wb, choices) if choices else {}
+    wb = Workbook(write_only=True)
+    # sheets in file order: the two the WT reads first (the first one active), the hidden lists last
     for title, part in (("共有すべきもの", groups[groups["区分"] == "共有"] if len(groups) else groups), ("除外した意見", groups[groups["区分"] == "除外"] if len(groups) else groups)):
-        ws = wb.create_sheet(title, index=len(wb.sheetnames) - (1 if names else 0))
-        _write_sheet(ws, part, names)
-    wb.active = 0  # never the hidden sheet
+        _write_sheet(wb, wb.create_sheet(title), part, _choice_names(choices) if choices else {})
+    if choices:
+        _choices_sheet(wb, choices)
     wb.save(paths["xlsx"])
     return paths
 
 
-def _choices_sheet(wb, choices: dict[str, list[str]]) -> dict[str, str]:
-    """The hidden sheet 選択肢 (one column per list) and a workbook name per list; header → name."""
+def _choice_names(choices: dict[str, list[str]]) -> dict[str, str]:
+    """The workbook name of each drop-down list (header → 選択肢_分類 …)."""
+    return {header: "選択肢_" + header.split("：", 1)[-1] for header in choices}
+
+
+def _choices_sheet(wb, choices: dict[str, list[str]]) -> None:
+    """The hidden sheet 選択肢 (one column per list) and a workbook name per list (``_choice_names``)."""
     from openpyxl.utils import get_column_letter, quote_sheetname
     from openpyxl.workbook.defined_name import DefinedName
 
     ws = wb.create_sheet(CHOICES_SHEET)
-    names = {}
-    for i, (header, options) in enumerate(choices.items(), start=1):
-        col = get_column_letter(i)
-        ws.cell(row=1, column=i, value=header)
-        for r, option in enumerate(options, start=2):
-            ws.cell(row=r, column=i, value=option)
-        name = "選択肢_" + header.split("：", 1)[-1]
-        wb.defined_names[name] = DefinedName(name, attr_text=f"{quote_sheetname(CHOICES_SHEET)}!${col}$2:${col}${max(2, len(options) + 1)}")
-        names[header] = name
     ws.sheet_state = "hidden"
-    return names
+    lists = list(choices.values())
+    ws.append(list(choices))
+    for r in range(max((len(o) for o in lists), default=0)):
+        ws.append([o[r] if r < len(o) else None for o in lists])
+    for i, (header, name) in enumerate(_choice_names(choices).items(), start=1):
+        col = get_column_letter(i)
+        wb.defined_names[name] = DefinedName(name, attr_text=f"{quote_sheetname(CHOICES_SHEET)}!${col}$2:${col}${max(2, len(choices[header]) + 1)}")
 
 
-def _write_sheet(ws, part: pd.DataFrame, names: dict[str, str]) -> None:
+def _write_sheet(wb, ws, part: pd.DataFrame, names: dict[str, str]) -> None:
+    """One sheet, streamed: widths, hidden key columns, the frozen header, filters and drop-down lists are
+    declared before the rows (a write-only sheet writes them around its rows); every cell wraps, and a
+    text a spreadsheet would evaluate is written as text marked quote-prefixed."""
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font, PatternFill
     from openpyxl.utils import get_column_letter
     from openpyxl.worksheet.datavalidation import DataValidation
 
     cols = list(part.columns)
-    ws.append(cols)
-    for rec in part.itertuples(index=False):
-        values = [v.item() if hasattr(v, "item") else v for v in rec]
-        ws.append([None if isinstance(v, str) and v == "" else fit_cell(v) for v in values])  # blank, not an empty text: Excel's filter 「(空白セル)」
-        for cell in ws[ws.max_row]:
-            # openpyxl stores a string starting with "=" as a formula: keep it text, as typed, and
-            # mark it quote-prefixed so Excel keeps it text when someone edits the cell
-            if isinstance(cell.value, str) and cell.value.startswith(FORMULA_START):
-                cell.data_type = "s"
-                cell.quotePrefix = True
+    last = max(len(part) + 1, 2)
     for i, c in enumerate(cols, start=1):
         letter = get_column_letter(i)
         ws.column_dimensions[letter].width = WIDTHS.get(c, max(10, min(24, len(c) * 2 + 2)))
         ws.column_dimensions[letter].hidden = c in KEY_COLUMNS
-        cell = ws.cell(row=1, column=i)
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor=DECISION_FILL if c in DECISION_COLUMNS else HEADER_FILL)
-    for row in ws.iter_rows(min_row=2):
-        for cell in row:
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-    last = max(ws.max_row, 2)
     for header, name in names.items():
         if header in cols:
             letter = get_column_letter(cols.index(header) + 1)
@@ -476,10 +469,33 @@ def _write_sheet(ws, part: pd.DataFrame, names: dict[str, str]) -> None:
                 errorTitle=f"{label}の値", error=f"{label}は一覧から選んでください（空欄のままでも構いません）。", promptTitle=label, prompt="一覧から選びます。空欄の行は取り込みません。",
             )  # fmt: skip
             dv.add(f"{letter}2:{letter}{last}")
-            ws.add_data_validation(dv)
+            ws.data_validations.append(dv)
     ws.freeze_panes = "A2"
     if cols:
-        ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{max(ws.max_row, 1)}"
+        ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{len(part) + 1}"
+    bold = Font(bold=True)
+    fills = {True: PatternFill("solid", fgColor=DECISION_FILL), False: PatternFill("solid", fgColor=HEADER_FILL)}
+    head = []
+    for c in cols:
+        cell = WriteOnlyCell(ws, value=c)
+        cell.font, cell.fill = bold, fills[c in DECISION_COLUMNS]
+        head.append(cell)
+    ws.append(head)
+    wrap = Alignment(wrap_text=True, vertical="top")
+    for rec in part.itertuples(index=False):
+        row = []
+        for v in rec:
+            v = v.item() if hasattr(v, "item") else v
+            # blank, not an empty text: Excel's filter 「(空白セル)」
+            cell = WriteOnlyCell(ws, value=None if isinstance(v, str) and v == "" else fit_cell(v))
+            if isinstance(cell.value, str) and cell.value.startswith(FORMULA_START):
+                # openpyxl stores a string starting with "=" as a formula: keep it text, as typed, and
+                # mark it quote-prefixed so Excel keeps it text when someone edits the cell
+                cell.data_type = "s"
+                cell.quotePrefix = True
+            cell.alignment = wrap
+            row.append(cell)
+        ws.append(row)
 
 
 # --------------------------------------------------------------------------- one call for the meeting materials
