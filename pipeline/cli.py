@@ -16,7 +16,173 @@ import typer
 from pipeline import paths
 
 REGISTERED_MODEL = "opinions-classifier"
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="自治体意見の分類バッチ（国・地方デジタル共通基盤 共通化候補）")
+
+
+# --------------------------------------------------------------------------- Typer/Click's own words in Japanese
+# Usage errors (a missing option, a misspelt command, a value that is not a number), the help's panel
+# titles, "Usage:" and the --help option are Typer's English; the classes below say them in Japanese.
+# Pure translation of the exception (``usage_message``) and the help strings; nothing else changes.
+
+HELP_OPTION_TEXT = "この説明を表示して終了する。"
+RICH_TEXTS = {  # typer.rich_utils' module-level strings, read when help or an error is printed
+    "ARGUMENTS_PANEL_TITLE": "引数",
+    "OPTIONS_PANEL_TITLE": "オプション",
+    "COMMANDS_PANEL_TITLE": "コマンド",
+    "ERRORS_PANEL_TITLE": "エラー",
+    "REQUIRED_LONG_STRING": "［必須］",
+    "DEFAULT_STRING": "［既定: {}］",
+    "ENVVAR_STRING": "［環境変数: {}］",
+    "DEPRECATED_STRING": "（廃止予定）",
+    "ABORTED_TEXT": "中止しました。",
+    "RICH_HELP": "使い方は [blue]'{command_path} {help_option}'[/] で表示できます。",
+}
+WINDOW_HELP = "照会回の ID（`opinions run` のときのフォルダ名。例: R7-sample）"
+DB_HELP = "確認キューのデータベース URL（既定: configs/queue.yaml、なければ review.db）"
+_TYPE_LABELS = {"<str>": "<文字>", "<int>": "<整数>", "<float>": "<数値>", "<path>": "<パス>", "<bool>": ""}  # a flag needs no type
+_TYPE_WORDS = {"int": "整数", "float": "数値", "bool": "はい／いいえ", "Path": "ファイルまたはフォルダのパス"}
+
+
+def _hint(e) -> str:
+    """The option or argument an error is about, as typed (--row / 受信フォルダ)."""
+    param = getattr(e, "param", None)
+    if getattr(e, "param_hint", None):
+        hint = e.param_hint if isinstance(e.param_hint, str) else " / ".join(e.param_hint)
+    elif param is not None:
+        named = getattr(param, "display_name_raw", None) or param.human_readable_name  # an argument's metavar
+        hint = " / ".join(param.opts if getattr(param, "param_type_name", "") == "option" else [named])
+    else:
+        hint = ""
+    return hint.replace("'", "")
+
+
+def usage_message(e) -> str:
+    """A Click/Typer usage error in Japanese (the English text is kept only for a message not known here)."""
+    import re
+
+    from typer._click import exceptions as ce
+
+    msg = str(getattr(e, "message", "") or "")
+    if isinstance(e, ce.MissingParameter):
+        param = e.param
+        what = "引数" if getattr(param, "param_type_name", "") == "argument" else "オプション"
+        help_text = getattr(param, "help", None)
+        return f"{what} {_hint(e)} の指定が必要です" + (f"（{help_text}）" if help_text else "") + "。"
+    if isinstance(e, ce.NoSuchOption):
+        near = "、".join(sorted(e.possibilities or ()))
+        return f"オプション {e.option_name} はありません。" + (f"もしかして: {near}" if near else "`--help` で使えるオプションを確かめてください。")
+    if isinstance(e, ce.BadParameter):
+        param = e.param
+        annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+        word = _TYPE_WORDS.get(getattr(annotation, "__name__", ""), "")
+        if word and re.search(r"valid|parse|Input should be", msg):
+            return f"{_hint(e)} には{word}を指定してください。"
+        return f"{_hint(e)} の値が正しくありません（{msg}）。"
+    m = re.fullmatch(r"Option '?(\S+?)'? requires (an argument|(\d+) arguments)\.", msg)
+    if m:
+        return f"オプション {m[1]} の後に値を指定してください" + (f"（{m[3]} 個）" if m[3] else "") + "。空白を含む値は \"…\" で囲みます。"
+    m = re.fullmatch(r"Option '?(\S+?)'? does not take a value\.", msg)
+    if m:
+        return f"オプション {m[1]} は値を取りません（付けるだけで有効になります）。"
+    m = re.fullmatch(r"No such command '(.+?)'\.(?: Did you mean (.+)\?)?", msg)
+    if m:
+        near = "、".join(x.strip("'") for x in (m[2] or "").split(", ") if x)
+        return f"コマンド「{m[1]}」はありません。" + (f"もしかして: {near}" if near else "`--help` で使えるコマンドを確かめてください。")
+    m = re.fullmatch(r"Got unexpected extra argument\(s\) \((.*)\)", msg)
+    if m:
+        return f"余分な引数があります: {m[1]}。空白を含む値は \"…\" で囲み、オプションは --名前 の形で指定してください。"
+    if msg == "Missing command.":
+        return "コマンドを指定してください。"
+    return msg
+
+
+class _Japanese:
+    """Mixin for Typer's command and group classes: Japanese usage line, --help text and usage errors."""
+
+    def __init__(self, *args, **kwargs):
+        if kwargs.get("options_metavar") == "[OPTIONS]":
+            kwargs["options_metavar"] = "[オプション]"
+        super().__init__(*args, **kwargs)
+
+    def format_usage(self, ctx, formatter) -> None:
+        formatter.write_usage(ctx.command_path, " ".join(self.collect_usage_pieces(ctx)), prefix="使い方: ")
+
+    def format_help(self, ctx, formatter) -> None:
+        for param in self.get_params(ctx):
+            _japanese_type(param)
+        return super().format_help(ctx, formatter)
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.help = HELP_OPTION_TEXT
+        return option
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        from typer._click import exceptions as ce
+
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except ce.NoArgsIsHelpError:
+            raise
+        except ce.UsageError as e:
+            raise _translated(e) from None
+
+
+def _japanese_type(param) -> None:
+    """The type shown beside an option in --help (<str> → <文字>), on this parameter object only."""
+    if "display_type" in vars(param):
+        return
+    english = param.display_type
+    param.display_type = lambda ctx: _TYPE_LABELS.get(english(ctx), english(ctx))
+
+
+def _translated(e):
+    from typer._click import exceptions as ce
+
+    if getattr(e, "japanese", False):
+        return e
+    out = ce.UsageError(usage_message(e), ctx=getattr(e, "ctx", None))
+    out.japanese = True
+    out.exit_code = e.exit_code
+    return out
+
+
+class JapaneseCommand(_Japanese, typer.core.TyperCommand):
+    pass
+
+
+class JapaneseGroup(_Japanese, typer.core.TyperGroup):
+    def __init__(self, *args, **kwargs):
+        kwargs["subcommand_metavar"] = kwargs.get("subcommand_metavar") or "コマンド [引数]..."
+        super().__init__(*args, **kwargs)
+
+    def resolve_command(self, ctx, args):
+        from typer._click import exceptions as ce
+
+        try:
+            return super().resolve_command(ctx, args)
+        except ce.UsageError as e:
+            raise _translated(e) from None
+
+    def main(self, *args, **kwargs):
+        from typer import rich_utils
+
+        for name, text in RICH_TEXTS.items():
+            setattr(rich_utils, name, text)  # when a command starts, never at import
+        return super().main(*args, **kwargs)
+
+
+class JapaneseTyper(typer.Typer):
+    """typer.Typer whose groups and commands speak Japanese (JapaneseGroup, JapaneseCommand)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(cls=JapaneseGroup, **kwargs)
+
+    def command(self, *args, cls=None, **kwargs):
+        return super().command(*args, cls=cls or JapaneseCommand, **kwargs)
+
+
+app = JapaneseTyper(no_args_is_help=True, add_completion=False, help="自治体意見の分類バッチ（国・地方デジタル共通基盤 共通化候補）")
 
 
 def _setup_env() -> None:
@@ -288,7 +454,7 @@ def _prior_decisions(db: Optional[str]):
 
 @app.command()
 def run(
-    raw_dir: Path = typer.Argument(..., help="意見照会の受信ファイルのフォルダ（data/raw/<window>/）"),
+    raw_dir: Path = typer.Argument(..., metavar="受信フォルダ", help="意見照会の受信ファイルのフォルダ（data/raw/<window>/）"),
     window: Optional[str] = typer.Option(None, "--window", help="照会回の ID（既定: フォルダ名）"),
     out: Optional[Path] = typer.Option(None, "--out", help="出力先（既定: outputs/<window>/）"),
     model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir", help="分類モデルのフォルダ"),
@@ -352,7 +518,7 @@ def run(
     _write_materials(queue, window, out)
 
 
-stage_app = typer.Typer(no_args_is_help=True, help="バッチの各段階を個別に実行する（DVC のステージが呼ぶ）。")
+stage_app = JapaneseTyper(no_args_is_help=True, help="バッチの各段階を個別に実行する（DVC のステージが呼ぶ）。")
 app.add_typer(stage_app, name="stage")
 
 
@@ -424,7 +590,7 @@ def stage_link_prior(
     inp: Path,
     out: Path,
     outputs_root: Path = typer.Option(paths.OUTPUTS, "--outputs-root"),
-    window: str = typer.Option(..., "--window"),
+    window: str = typer.Option(..., "--window", help=WINDOW_HELP),
     db: Optional[str] = typer.Option(None, "--db", help="確認キューのデータベース URL（過去の照会回の人の判断を読む。既定: configs/queue.yaml）"),
 ) -> None:
     """過去の照会回の出力にある、ほぼ同一の意見と結び付ける（人の判断があればそれを、opinions run と同じ）。"""
@@ -470,7 +636,7 @@ def stage_write(inp: Path, out_dir: Path) -> None:
     typer.echo(f"{files['opinions']}: {len(frame)} 行（{files['ingest_report'].name}、{files['manifest'].name} も書きました）")
 
 
-queue_app = typer.Typer(no_args_is_help=True, help="確認キュー: 一覧・判断・表計算ファイルからの取り込み・学習データへの書き出し。")
+queue_app = JapaneseTyper(no_args_is_help=True, help="確認キュー: 一覧・判断・表計算ファイルからの取り込み・学習データへの書き出し。")
 app.add_typer(queue_app, name="queue")
 
 def category_from_input(value: str, domain) -> str:
@@ -516,10 +682,10 @@ def _filters(status: Optional[str], everything: bool) -> str:
 
 @queue_app.command("list")
 def queue_list(
-    window: str = typer.Option(..., "--window"),
+    window: str = typer.Option(..., "--window", help=WINDOW_HELP),
     status: Optional[str] = typer.Option(None, "--status", help="確認待ち | 確定 | 要再確認（pending | decided | stale でも可）"),
     everything: bool = typer.Option(False, "--all", help="キューにない意見（確信度の高い除外）も含め、照会回の全意見を表示する"),
-    db: Optional[str] = typer.Option(None, "--db"),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """確認キュー（共有すべきもの・要確認・判断済み）を一覧表示する。左端の番号で判断できる:
     `queue decide --row 番号 --seen 確認コード`（同じ --status / --all を付ける）。表示後に本文や判断が変わっていれば記録せずに知らせる。"""
@@ -547,8 +713,8 @@ def queue_list(
 
 @queue_app.command("decide")
 def queue_decide(
-    opinion_id: Optional[str] = typer.Argument(None, help="意見 ID（`queue list` の表示のまま）。--row で番号を指定するときは省略"),
-    window: str = typer.Option(..., "--window"),
+    opinion_id: Optional[str] = typer.Argument(None, metavar="意見ID", help="意見 ID（`queue list` の表示のまま）。--row で番号を指定するときは省略"),
+    window: str = typer.Option(..., "--window", help=WINDOW_HELP),
     reviewer: str = typer.Option(..., "--reviewer", help="判断者の名前"),
     row: Optional[int] = typer.Option(None, "--row", help="`queue list` の左端の番号（一覧と同じ --status / --all を付ける）"),
     status: Optional[str] = typer.Option(None, "--status", help="--row の一覧の絞り込み（`queue list` と同じ）"),
@@ -562,15 +728,22 @@ def queue_decide(
     seen: Optional[str] = typer.Option(None, "--seen", help="必須: `queue list` に表示された確認コード（読んだ本文）。表示後に本文や同旨グループが変わっていたら中止する"),
     expect_version: Optional[int] = typer.Option(None, "--expect-version", help="一覧で見た判断の版（v の数字）。変わっていたら中止する"),
     overwrite: bool = typer.Option(False, "--overwrite", help="他の判断者の判断を上書きする"),
-    db: Optional[str] = typer.Option(None, "--db"),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
-    """意見（既定では重複グループ全体）について分類・対象候補・記載の有無を確定する。"""
+    """意見（既定では重複グループ全体）について分類・対象候補・記載の有無を確定する。
+
+    端末から --seen なしで実行すると、意見の本文・理由・同旨グループと記録する判断を表示し、確かめてから記録する
+    （確認コードを打ち込む必要はない）。スクリプトからは `queue list` の確認コードを --seen で渡す。"""
     from pipeline.candidates import candidate_from_input
     from pipeline.config import load_domain
-    from pipeline.queue import Decision, QueueError, addressed_from_input, decide, window_domain
+    from pipeline.queue import Decision, QueueError, addressed_from_input, decide, window_domain, window_table
 
-    if not seen or not seen.strip():
-        _err("--seen に、判断する前に読んだ一覧（`opinions queue list`）の確認コードを指定してください。読んだ本文と今の本文が同じことを確かめるためです。変更は行っていません。")
+    ask = not seen or not seen.strip()
+    if ask and not _can_ask():
+        _err(
+            "--seen に、判断する前に読んだ一覧（`opinions queue list`）の確認コードを指定してください。読んだ本文と今の本文が同じことを確かめるためです。"
+            "端末から --seen なしで実行すると、意見を表示して確かめてから記録できます。変更は行っていません。"
+        )  # fmt: skip
     if (row is None) == (opinion_id is None):
         _err("判断する意見を、意見 ID か --row 番号（`opinions queue list` の左端の番号）のどちらか一方で指定してください。変更は行っていません。")
     status = _status(status)
@@ -582,6 +755,7 @@ def queue_decide(
         addressed = addressed_from_input(addressed) if addressed is not None else None
     except (QueueError, ValueError) as e:
         _err(f"{e}（変更は行っていません）")
+    decision = Decision(category=category, candidate_id=candidate, addressed=addressed, revision_request=revision, note=note)
     shown = ""
     if row is not None:
         # nothing was stored by `queue list`: the same filters give the same listing, and the row's
@@ -590,16 +764,31 @@ def queue_decide(
         if not 1 <= row <= len(q):
             _err(f"番号 {row} は一覧（{window}{_filters(status, everything)}: {len(q)} 件）にありません。`opinions queue list --window {window}{_filters(status, everything)}` で確かめてください。変更は行っていません。")
         r = q.iloc[row - 1]
-        if r["read_code"] != seen.strip().lower():
+        if not ask and r["read_code"] != seen.strip().lower():
             _err(
                 f"一覧の {row} 番は、表示した後に変わっています（今は意見 {r['opinion_id']}、確認コード {r['read_code']}。指定された確認コードは {seen.strip()}）。"
                 f"`opinions queue list --window {window}{_filters(status, everything)}` で読み直してから判断してください。変更は行っていません。"
             )
         opinion_id, shown = str(r["opinion_id"]), f"{row} 番 = 意見 {r['opinion_id']}、"
+    if ask:
+        # what the reviewer reads now is what the decision is checked against (its 確認コード)
+        try:
+            table = window_table(engine, window)
+        except QueueError as e:
+            _err(str(e))
+        here = table[table["opinion_id"].astype(str) == opinion_id]
+        if here.empty:
+            _err(f"照会回「{window}」に意見 ID「{opinion_id}」はありません。`opinions queue list --window {window}` の左端の番号（--row）で指定できます。変更は行っていません。")
+        target = here.iloc[0]
+        members = table[(table["dup_key"] == target["dup_key"]) & table["present"].astype(bool)] if not only_this else here
+        typer.echo(reading_text(target, members, domain, decision, only_this))
+        if not _confirmed(typer.prompt("この内容で記録しますか？（はい: y ／ いいえ: n）", default="n", show_default=False)):
+            typer.echo("記録しませんでした（変更は行っていません）。")
+            raise typer.Exit(1)
+        seen = str(target["read_code"])
     try:
         written = decide(
-            engine, domain, window, opinion_id, reviewer,
-            Decision(category=category, candidate_id=candidate, addressed=addressed, revision_request=revision, note=note),
+            engine, domain, window, opinion_id, reviewer, decision,
             whole_group=not only_this, expected_version=expect_version, overwrite=overwrite, seen=seen,
         )  # fmt: skip
     except QueueError as e:
@@ -607,14 +796,57 @@ def queue_decide(
     typer.echo(f"判断を記録しました（{shown}{len(written)} 件: {', '.join(written)}）")
 
 
+def _can_ask() -> bool:
+    """Is a person at the terminal to read the opinion and answer (tests set it)?"""
+    return sys.stdin.isatty()
+
+
+def _confirmed(answer: str) -> bool:
+    import unicodedata
+
+    return unicodedata.normalize("NFKC", str(answer)).strip().lower() in ("y", "yes", "はい")
+
+
+def reading_text(target, members, domain, decision, only_this: bool = False) -> str:
+    """What `queue decide` shows before it records without a 確認コード: the opinion, its reason, the
+    model's decision, the duplicate group and the decision to be recorded (pure; officers' details masked)."""
+    from pipeline.export import mask_pii
+    from pipeline.queue import ADDRESSED
+
+    def text(v) -> str:
+        return "" if v is None or (isinstance(v, float) and v != v) else str(v)
+
+    bodies = [text(b) or "（団体名なし）" for b in members["body"]] if len(members) else []
+    lines = [
+        f"意見 {text(target['opinion_id'])}（{text(target['body']) or '団体名なし'}）",
+        "本文: " + mask_pii(text(target["text"])).replace("\n", "\n      "),
+        "理由: " + (mask_pii(text(target.get("reason"))).replace("\n", "\n      ") or "（空欄）"),
+        f"モデルの判断: {domain.category_label(target['category'])}（確信度 {float(target['category_confidence'] or 0):.2f}）、"
+        f"{target['candidate_id']} {domain.candidate_name(target['candidate_id'])}",
+    ]
+    if text(target.get("decision_reviewer")):
+        lines.append(f"今の判断: {domain.category_label(target['decision_category'])}（{target['decision_reviewer']}）")
+    lines.append(f"同旨グループ: {len(members)} 件（{'、'.join(bodies)}）" if len(members) > 1 else "同旨グループ: なし（この意見だけ）")
+    chosen = [
+        *([f"分類 {domain.category_label(decision.category)}"] if decision.category else []),
+        *([f"対象候補 {decision.candidate_id} {domain.candidate_name(decision.candidate_id)}"] if decision.candidate_id else []),
+        *([f"記載の有無 {ADDRESSED.get(decision.addressed, decision.addressed)}"] if decision.addressed else []),
+        *([f"修正意見「{decision.revision_request}」"] if decision.revision_request else []),
+        *([f"メモ「{decision.note}」"] if decision.note else []),
+    ]
+    scope = "この意見だけ" if only_this or len(members) <= 1 else f"同旨グループの {len(members)} 件すべて"
+    lines.append(f"記録する判断（{scope}）: " + ("、".join(chosen) if chosen else "モデルの判断をそのまま確定"))
+    return "\n".join(lines)
+
+
 @queue_app.command("import")
 def queue_import(
-    file: Path = typer.Argument(..., help="判断を記入した wt_export.xlsx（Excel・LibreOffice で並べ替え・列の追加をして保存し直したものでも可）"),
-    window: str = typer.Option(..., "--window"),
+    file: Path = typer.Argument(..., metavar="ファイル", help="判断を記入した wt_export.xlsx（Excel・LibreOffice で並べ替え・列の追加をして保存し直したものでも可）"),
+    window: str = typer.Option(..., "--window", help=WINDOW_HELP),
     reviewer: str = typer.Option(..., "--reviewer", help="判断者の名前"),
     dry_run: bool = typer.Option(False, "--dry-run", help="書き込まずに、取り込んだ場合の結果だけを表示する"),
     force: bool = typer.Option(False, "--force", help="エラーの行があっても、エラーのない行は取り込む"),
-    db: Optional[str] = typer.Option(None, "--db"),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """表計算ファイル（wt_export.xlsx）の「判断：」列に記入した判断を確認キューに取り込む（行ごとに重複グループ全体、queue decide と同じ確認）。"""
     from pipeline.config import load_domain
@@ -642,9 +874,9 @@ def queue_import(
 
 @queue_app.command("harvest")
 def queue_harvest(
-    window: str = typer.Option(..., "--window"),
+    window: str = typer.Option(..., "--window", help=WINDOW_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="既定: data/labeled/harvested/<window>.csv"),
-    db: Optional[str] = typer.Option(None, "--db"),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """確定した判断を学習データ（次回の opinions train が読む）として書き出す。"""
     from pipeline.config import load_domain
@@ -679,9 +911,9 @@ def queue_harvest(
 
 @app.command()
 def export(
-    window: str = typer.Option(..., "--window"),
+    window: str = typer.Option(..., "--window", help=WINDOW_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="既定: outputs/<window>/"),
-    db: Optional[str] = typer.Option(None, "--db"),
+    db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """WT 会議用の wt_export.csv / wt_export.xlsx（「判断：」列に記入して `queue import` で取り込める）と report.html を書き出す。"""
     engine = _queue(db)

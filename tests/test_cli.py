@@ -1,6 +1,7 @@
 """End-to-end: the real `opinions` CLI on fixture files in tmp_path."""
 
 import os
+import re
 
 import pandas as pd
 import pytest
@@ -135,3 +136,54 @@ def test_report_numbers_become_valid_mlflow_metric_names():
     names = _flat("", {"epsilons": {"SHARE": 0.02, "*": 0.1}, "a b": 1, "日本語": 2, "nested": {"x/y": 3}})
     assert len(names) == 5
     assert all(re.fullmatch(r"[0-9A-Za-z_\-. :/]+", n) for n in names), names
+
+
+# --------------------------------------------------------------------------- Typer/Click's own messages in Japanese (issue 10)
+
+ENGLISH = re.compile(r"Usage:|Try '|Error|Missing (option|argument)|No such (option|command)|requires an argument|does not take|unexpected extra|Invalid value|Show this message|\[required\]|\[default:|Options|Commands|Arguments|<str>|<int>|<bool>")
+
+
+@pytest.mark.parametrize(
+    "args, japanese",
+    [
+        (["queue", "decide", "--window", "W"], "オプション --reviewer の指定が必要です（判断者の名前）。"),
+        (["run"], "引数 受信フォルダ の指定が必要です"),
+        (["queue", "decide", "--window", "W", "--reviewer", "佐藤", "--row", "三"], "--row には整数を指定してください。"),
+        (["queue", "decide", "--window", "W", "--reviewer", "佐藤", "--rwo", "3"], "オプション --rwo はありません。もしかして: --row"),
+        (["queue", "list", "--window"], "オプション --window の後に値を指定してください。"),
+        (["queue", "list", "--window", "W", "--all=1"], "オプション --all は値を取りません"),
+        (["queue", "lst"], "コマンド「lst」はありません。もしかして: list"),
+        (["expor"], "コマンド「expor」はありません。もしかして: export"),
+        (["queue", "decide", "1", "2", "--window", "W", "--reviewer", "佐藤"], "余分な引数があります: 2。"),
+    ],
+)
+def test_usage_errors_are_japanese(args, japanese):
+    res = runner.invoke(app, args)
+    out = re.sub(r"[│╭╮╰╯─\s]+", "", res.output)  # the error panel wraps lines
+    assert res.exit_code == 2 and re.sub(r"\s+", "", japanese) in out, res.output
+    assert "使い方:" in res.output or "エラー" in res.output
+    assert not ENGLISH.search(res.output), res.output
+
+
+@pytest.mark.parametrize("args", [["--help"], ["queue", "--help"], ["queue", "decide", "--help"], ["queue", "import", "--help"], ["run", "--help"], ["export", "--help"]])
+def test_help_is_japanese(args):
+    res = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "使い方: " in res.output and "この説明を表示して終了する。" in res.output and "オプション" in res.output
+    assert not ENGLISH.search(res.output), res.output
+
+
+def test_every_queue_option_a_user_types_has_a_japanese_help():
+    """--window and --db of the queue commands and export had no help text at all."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    ctx = group.make_context("opinions", ["queue"], resilient_parsing=True)
+    queue = group.get_command(ctx, "queue")
+    commands = [queue.get_command(ctx, n) for n in ("list", "decide", "import", "harvest")] + [group.get_command(ctx, "export")]
+    for cmd in commands:
+        for p in cmd.params:
+            assert p.help and JAPANESE_CHARS.search(p.help), (cmd.name, p.name)
+
+
+JAPANESE_CHARS = re.compile(r"[ぁ-んァ-ヶ一-龠]")

@@ -186,3 +186,40 @@ def test_decide_by_the_row_number_of_a_listing_in_japanese(tmp_path, db_url):
     ]:
         res = runner.invoke(app, args)
         assert res.exit_code == 2 and msg in res.output, (args, res.output)
+
+
+def test_at_a_terminal_decide_shows_the_opinion_and_records_on_yes_without_a_code(tmp_path, db_url, monkeypatch):
+    """No 確認コード to type: at a terminal `queue decide --row N` without --seen shows the opinion, its
+    group and the decision, and records only on はい/y — checked against what it showed."""
+    import pipeline.cli as cli
+    from tests.test_queue import batch
+
+    engine = open_queue(db_url)
+    b = batch()
+    b["reason"] = ["事業者の負担が大きいため。", "", "", ""]
+    sync_window(engine, W, b, kind="policy-draft")
+    monkeypatch.setattr(cli, "_can_ask", lambda: True)
+    decide = ["queue", "decide", "--window", W, "--db", db_url, "--reviewer", "佐藤", "--row", "1", "--category", "共有すべきもの", "--addressed", "記載なし"]
+
+    res = runner.invoke(app, decide, input="n\n")
+    assert res.exit_code == 1 and "記録しませんでした" in res.output, res.output
+    for shown in ("共通化の費用負担を示されたい。", "事業者の負担が大きいため。", "同旨グループ: 2 件（A市、B町）", "記録する判断（同旨グループの 2 件すべて）: 分類 共有すべきもの、記載の有無 記載なし"):
+        assert shown in res.output, (shown, res.output)
+    assert list_queue(engine, W, "decided").empty and audit(engine, W).empty
+
+    res = runner.invoke(app, decide, input="はい\n")
+    assert res.exit_code == 0 and "1 番 = 意見 1、2 件: 1, 2" in res.output, res.output
+    assert set(list_queue(engine, W, "decided")["opinion_id"]) == {"1", "2"}
+
+    # an opinion id works the same; --only-this shows that only this one is decided
+    res = runner.invoke(app, ["queue", "decide", "4", "--window", W, "--db", db_url, "--reviewer", "佐藤", "--category", "抽象的なもの", "--only-this"], input="y\n")
+    assert res.exit_code == 0 and "記録する判断（この意見だけ）: 分類 抽象的なもの" in res.output, res.output
+
+
+def test_without_a_terminal_decide_still_needs_the_code(tmp_path, db_url):
+    from tests.test_queue import batch
+
+    sync_window(open_queue(db_url), W, batch(), kind="policy-draft")
+    res = runner.invoke(app, ["queue", "decide", "--window", W, "--db", db_url, "--reviewer", "佐藤", "--row", "1", "--category", "共有すべきもの"], input="y\n")
+    assert res.exit_code == 2 and "--seen" in res.output and "端末から" in res.output and "変更は行っていません" in res.output, res.output
+    assert list_queue(open_queue(db_url), W, "decided").empty
