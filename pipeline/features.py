@@ -15,6 +15,7 @@ import unicodedata
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from pipeline.config import Domain
 
@@ -118,3 +119,120 @@ def with_stated(frame: pd.DataFrame, domain: Domain) -> pd.DataFrame:
     out["stated_id"] = out["stated_candidate"].map(lambda s: parse_stated_candidate(s, domain) or "NONE")
     out["match_all"] = out["match_text"] + "\n" + out["match_reason"]
     return out
+
+
+# --------------------------------------------------------------------------- character n-grams, fast
+
+_WHITE_SPACES = re.compile(r"\s\s+")  # what sklearn's char analyser collapses to one space
+_CODE_BITS = 21  # every code point is below 2**21: a 1–3-gram is one integer of at most 63 bits
+_GRAM_CACHE: dict[tuple, tuple[np.ndarray, ...]] = {}
+_GRAM_CACHE_MAX = 5_000
+
+
+def char_gram_keys(doc: str, lo: int, hi: int, lowercase: bool = True) -> tuple[np.ndarray, ...]:
+    """The character n-grams sklearn's ``analyzer="char"`` makes of ``doc`` (lowercased, runs of white
+    space collapsed), one array of integer keys per n in lo..hi (n ≤ 3). Kept for the next vectoriser
+    of the same batch: the text model and the candidate model read the same opinions."""
+    key = (lo, hi, lowercase, doc)
+    hit = _GRAM_CACHE.get(key)
+    if hit is not None:
+        return hit
+    text = _WHITE_SPACES.sub(" ", doc.lower() if lowercase else doc)
+    cp = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    out = []
+    for n in range(lo, hi + 1):
+        if len(cp) < n:
+            out.append(np.zeros(0, dtype=np.uint64))
+            continue
+        k = cp[: len(cp) - n + 1].copy()
+        for s in range(1, n):
+            k = (k << np.uint64(_CODE_BITS)) | cp[s : len(cp) - n + 1 + s]
+        out.append(k)
+    out = tuple(out)
+    if len(_GRAM_CACHE) >= _GRAM_CACHE_MAX:
+        _GRAM_CACHE.clear()
+    _GRAM_CACHE[key] = out
+    return out
+
+
+def _gram_key(term: str) -> int:
+    k = 0
+    for ch in term:
+        k = (k << _CODE_BITS) | ord(ch)
+    return k
+
+
+class FastCharTfidf(TfidfVectorizer):
+    """A fitted ``TfidfVectorizer(analyzer="char")`` whose ``transform`` counts the n-grams with numpy:
+    the same matrix as sklearn's (same vocabulary, counts, order, dtype, then the same TF-IDF step), without
+    a Python loop over every n-gram (that loop was most of the text model's time on long opinions).
+    ``fast_char_vectorizers`` turns the loaded model's vectorisers into this class (the files are unchanged)."""
+
+    def _fast(self) -> bool:
+        lo, hi = self.ngram_range
+        return (self.analyzer == "char" and self.preprocessor is None and self.strip_accents is None and self.input == "content"
+                and not self.binary and 1 <= lo <= hi <= 3 and np.dtype(self.dtype) == np.float64)  # fmt: skip
+
+    def _vocab_keys(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        if getattr(self, "_keys", None) is None:
+            lo, hi = self.ngram_range
+            per_n = []
+            for n in range(lo, hi + 1):
+                terms = [(t, j) for t, j in self.vocabulary_.items() if len(t) == n]
+                keys = np.array([_gram_key(t) for t, _ in terms], dtype=np.uint64)
+                cols = np.array([j for _, j in terms], dtype=np.int64)
+                order = np.argsort(keys)
+                per_n.append((keys[order], cols[order]))
+            self._keys = per_n
+        return self._keys
+
+    def transform(self, raw_documents):
+        if isinstance(raw_documents, str) or not self._fast():
+            return super().transform(raw_documents)
+        from scipy import sparse
+        from sklearn.feature_extraction import text as sk_text
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, msg="The TF-IDF vectorizer is not fitted")
+        lo, hi = self.ngram_range
+        vocab = self._vocab_keys()
+        grams = [char_gram_keys(self.decode(doc), lo, hi, self.lowercase) for doc in raw_documents]
+        n_docs, width = len(grams), len(self.vocabulary_)
+        cells = []  # doc * width + column of every n-gram found in the vocabulary, all documents at once
+        for k, (vk, vc) in enumerate(vocab):
+            keys = [g[k] for g in grams]
+            lens = np.fromiter((len(x) for x in keys), dtype=np.int64, count=n_docs)
+            if not len(vk) or not lens.sum():
+                continue
+            flat = np.concatenate(keys)
+            owner = np.repeat(np.arange(n_docs, dtype=np.int64), lens)
+            pos = np.minimum(np.searchsorted(vk, flat), len(vk) - 1)
+            hit = vk[pos] == flat
+            cells.append(owner[hit] * width + vc[pos[hit]])
+        cell, count = np.unique(np.concatenate(cells), return_counts=True) if cells else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        indptr = np.zeros(n_docs + 1, dtype=np.int64)
+        np.cumsum(np.bincount(cell // width, minlength=n_docs), out=indptr[1:])
+        idx_dtype = np.int32 if indptr[-1] <= np.iinfo(np.int32).max else np.int64
+        X = sparse.csr_array((count.astype(np.intc), (cell % width).astype(idx_dtype), indptr.astype(idx_dtype)), shape=(n_docs, width), dtype=self.dtype)
+        X.sort_indices()
+        align = getattr(sk_text, "_align_api_if_sparse", None)
+        X = align(X) if align is not None else sparse.csr_matrix(X)
+        return self._tfidf.transform(X, copy=False)
+
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__.copy()
+        state = dict(state)
+        state.pop("_keys", None)
+        return state
+
+
+def fast_char_vectorizers(pipeline) -> int:
+    """Turn the fitted character TF-IDF blocks of a loaded pipeline's ColumnTransformer into
+    ``FastCharTfidf`` (same fitted state, same output); returns how many."""
+    ct = getattr(pipeline, "named_steps", {}).get("features")
+    done = 0
+    for _, trans, _ in getattr(ct, "transformers_", []):
+        if type(trans) is TfidfVectorizer and trans.analyzer == "char":
+            trans.__class__ = FastCharTfidf
+            done += trans._fast()
+    return done

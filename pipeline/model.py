@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 
 from pipeline.config import ClassifyConfig, Domain
 from pipeline.embed import SentenceEncoder
-from pipeline.features import CueExtractor, with_stated
+from pipeline.features import CueExtractor, fast_char_vectorizers, with_stated
 from pipeline.grounding import CoverageModel
 from pipeline.mapping import FIT_COLUMNS, MappingModel
 from pipeline.policy import RESOLVED, ConformalPolicy  # noqa: F401  (RESOLVED: the category the text model never learns)
@@ -211,6 +211,8 @@ def load_model(directory: Path) -> OpinionModel:
         if unexpected:
             raise ModelFileError(f"{path}: モデルファイルに想定外の型が含まれているため読み込みません: {unexpected}")
         parts[name] = sio.load(path, trusted=list(TRUSTED_TYPES))
+    for name in ("text", "learned"):  # the same fitted vectorisers, counting n-grams with numpy (same matrices)
+        fast_char_vectorizers(parts[name])
     coverage = CoverageModel()
     coverage.clf = parts["coverage"]
     mapping = MappingModel()

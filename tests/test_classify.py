@@ -239,3 +239,27 @@ def test_each_distinct_text_is_encoded_once_and_copies_share_their_result(tiny_m
         row = out.iloc[len(base) + k]
         assert row[decided].equals(single.iloc[src][decided]), k
     pd.testing.assert_frame_equal(out.iloc[: len(base)].reset_index(drop=True), single)
+
+
+def test_fast_char_vectoriser_gives_sklearns_matrix_bit_for_bit():
+    """The loaded model's character blocks count n-grams with numpy (model.load_model): the matrix must be
+    sklearn's own — same vocabulary columns, counts, order and TF-IDF values — on hard inputs too."""
+    import copy
+
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from pipeline.features import FastCharTfidf, fast_char_vectorizers
+
+    docs = ["入札参加資格の審査項目を統一してほしい。", "ＡＢＣ  abc\n\t ABC", "İstanbul 😀😀 x", "", "a", "本市では　令和10年まで契約がある。"] * 3
+    for ngram in [(1, 3), (2, 3), (1, 1)]:
+        vec = TfidfVectorizer(analyzer="char", ngram_range=ngram, min_df=1, sublinear_tf=True).fit(docs[:4])
+        fast = copy.deepcopy(vec)
+        fast.__class__ = FastCharTfidf
+        a, b = vec.transform(docs), fast.transform(pd.Series(docs))
+        assert type(a) is type(b) and a.dtype == b.dtype and a.indices.dtype == b.indices.dtype
+        assert np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices) and np.array_equal(a.data, b.data)
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    pipe = Pipeline([("features", ColumnTransformer([("c", TfidfVectorizer(analyzer="char"), "t"), ("w", TfidfVectorizer(), "t")]).fit(pd.DataFrame({"t": docs})))])
+    assert fast_char_vectorizers(pipe) == 1  # the word block is left as it is
