@@ -43,14 +43,19 @@ queue["状況"].value_counts()
 view = queue[(queue["status"] != "decided") & (queue["category_confidence"] < 0.9)]
 # view = view[view["final_candidate"] == candidate_from_input("①", domain)]  # 対象候補は ID・番号・名称で指定できます
 # view = view[view["分類"] == "共有すべきもの"]
-view[["opinion_id", "body", "final_candidate", "分類", "category_confidence", "dup_count", "状況", "review_reasons"]]
+view = view.reset_index(drop=True)
+view.index = view.index + 1  # 左端の番号で 1 件を選びます（次の節の 番号）
+COLUMNS = {"body": "団体名", "final_candidate": "対象候補", "分類": "分類", "category_confidence": "確信度", "dup_count": "同旨", "状況": "状況", "review_reasons": "要確認の理由", "text": "意見"}
+view[list(COLUMNS)].rename(columns=COLUMNS).rename_axis("番号")
 
 # %% [markdown]
 # ## 1 件を読む: 意見・理由欄・モデルの判断理由・引用された記載・同旨グループの差分
-# `OPINION_ID` を変えて実行し直すと、別の意見を表示します。判断はここで表示した内容（確認コード）に対して記録されます。
+# `番号` を上の一覧の左端の番号に変えて実行し直すと、別の意見を表示します（意見 ID を打ち込む必要はありません）。
+# 判断はここで表示した内容（確認コード）に対して記録されます。
 
 # %%
-OPINION_ID = view["opinion_id"].iloc[0] if len(view) else queue["opinion_id"].iloc[0]
+番号 = 1  # ← 上の一覧の左端の番号
+OPINION_ID = view.loc[番号, "opinion_id"] if len(view) else queue["opinion_id"].iloc[0]
 table = window_table(engine, WINDOW)
 shown = table.set_index("opinion_id").loc[OPINION_ID].copy()
 shown["opinion_id"] = OPINION_ID
@@ -130,7 +135,12 @@ if w is not None:
 # ## 記録を確かめる
 
 # %%
-list_queue(engine, WINDOW, "decided")[["opinion_id", "body", "decision_reviewer", "decision_category", "decision_candidate_id", "decision_version"]]
+decided = list_queue(engine, WINDOW, "decided")
+decided_view = decided.assign(分類=decided["decision_category"].map(domain.category_label), 対象候補=decided["decision_candidate_id"].map(lambda c: f"{c} {domain.candidate_name(c)}" if c else ""))[
+    ["body", "decision_reviewer", "分類", "対象候補", "decision_version", "text"]
+].rename(columns={"body": "団体名", "decision_reviewer": "判断者", "decision_version": "版", "text": "意見"})
+decided_view
 
 # %%
-audit(engine, WINDOW, OPINION_ID)
+history = audit(engine, WINDOW, OPINION_ID)  # 表示中の意見の変更履歴
+history.drop(columns=["id", "window"], errors="ignore").rename(columns={"opinion_id": "意見ID", "action": "操作", "field": "項目", "old": "変更前", "new": "変更後", "reviewer": "判断者", "at": "日時"})

@@ -1,5 +1,6 @@
 """The analysts' notebooks (jupytext percent scripts) run top to bottom against real objects."""
 
+import re
 import runpy
 from pathlib import Path
 
@@ -89,3 +90,18 @@ def test_the_form_records_only_when_its_button_is_pressed(notebook):
     t = window_table(engine, WINDOW).set_index("opinion_id")
     assert t.loc["1", "decision_category"] == "ORG_SPECIFIC" and t.loc["1", "decision_reviewer"] == "分析担当"
     assert t.loc["2", "status"] == "pending"  # only this one
+
+
+def test_an_opinion_is_chosen_by_the_number_of_the_listing_and_tables_are_japanese(notebook):
+    """No generated id to type: the listing is numbered from 1 and 番号 picks the opinion shown; the
+    tables an analyst reads have Japanese column names."""
+    engine, ns = notebook
+    view = ns["view"]
+    assert list(view.index[:2]) == [1, 2] and ns["番号"] == 1 and ns["OPINION_ID"] == view.loc[1, "opinion_id"]
+    shown = view[list(ns["COLUMNS"])].rename(columns=ns["COLUMNS"])
+    assert not [c for c in shown.columns if re.fullmatch(r"[A-Za-z_]+", c)], list(shown.columns)
+    ns["record"]("分析担当", category="共有すべきもの")
+    decided = runpy.run_path(str(NOTEBOOKS / "review_queue.py"))  # the 記録を確かめる cells, after a decision
+    table = decided["decided_view"]
+    assert len(table) == 2 and set(table["判断者"]) == {"分析担当"} and set(table["分類"]) == {"共有すべきもの"}
+    assert not [c for c in table.columns if re.fullmatch(r"[A-Za-z_]+", c)], list(table.columns)
