@@ -400,8 +400,20 @@ def load_or_train(model_dir: Path):
     return load_model(model_dir)
 
 
+KIND_INPUTS = {"候補一覧": "candidate-list", "候補案": "candidate-list", "方針案": "policy-draft", "推進方針案": "policy-draft"}
+KIND_HELP = "照会回の種類: 候補一覧（candidate-list）／ 方針案（policy-draft）。既定: window.yaml の kind"
+
+
+def kind_from_input(value: Optional[str]) -> Optional[str]:
+    """--kind as people say it (方針案) or as window.yaml writes it (policy-draft)."""
+    if value is None:
+        return None
+    return KIND_INPUTS.get(value.strip(), value.strip())
+
+
 def _window_context(raw_dir: Path, kind: Optional[str]):
     """The window's kind and documents, for `run` and `stage classify` alike: stops when unusable."""
+    kind = kind_from_input(kind)
     from pipeline.batch import load_window_context
     from pipeline.candidates import CandidateListError
     from pipeline.references import WindowMetaError
@@ -459,7 +471,7 @@ def run(
     out: Optional[Path] = typer.Option(None, "--out", help="出力先（既定: outputs/<window>/）"),
     model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir", help="分類モデルのフォルダ"),
     db: Optional[str] = typer.Option(None, "--db", help="確認キューのデータベース URL（既定: configs/queue.yaml）"),
-    kind: Optional[str] = typer.Option(None, "--kind", help="照会回の種類: candidate-list（候補案）/ policy-draft（方針案）。既定: window.yaml"),
+    kind: Optional[str] = typer.Option(None, "--kind", help=KIND_HELP),
 ) -> None:
     """1 回の意見照会の全意見を取り込み、重複をまとめ、対象候補と分類を付けて opinions.csv を書き、確認キューに載せる。"""
     _setup_env()
@@ -606,7 +618,7 @@ def stage_classify(
     inp: Path,
     out: Path,
     raw_dir: Path = typer.Option(..., "--raw-dir", help="照会回の受信フォルダ（references/ と window.yaml を読む）"),
-    kind: Optional[str] = typer.Option(None, "--kind"),
+    kind: Optional[str] = typer.Option(None, "--kind", help=KIND_HELP),
     model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir"),
 ) -> None:
     """対象候補・分類・確信度・根拠となる記載・理由・要確認を付ける（opinions run と同じ関数）。"""

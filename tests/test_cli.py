@@ -187,3 +187,11 @@ def test_every_queue_option_a_user_types_has_a_japanese_help():
 
 
 JAPANESE_CHARS = re.compile(r"[ぁ-んァ-ヶ一-龠]")
+
+
+def test_the_windows_kind_is_accepted_as_people_say_it():
+    from pipeline.cli import kind_from_input
+    from pipeline.references import load_window_meta
+
+    assert [kind_from_input(k) for k in ("方針案", "候補一覧", " policy-draft ", None)] == ["policy-draft", "candidate-list", "policy-draft", None]
+    assert load_window_meta(__import__("pathlib").Path("/nonexistent"), kind_from_input("方針案")).kind == "policy-draft"
