@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,23 +107,49 @@ def mask_pii(text: str) -> str:
     return normalize.mask_contact_items(normalize.mask_officer_details(text))
 
 
-def _s(row: pd.Series, col: str) -> str:
-    """A text field of a queue row; "" when the column is absent (older queue) or empty."""
+def _s(row, col: str) -> str:
+    """A text field of a queue row (a Series or a record); "" when the column is absent (older queue) or empty."""
     v = row.get(col, "")
     if v is None or (isinstance(v, float) and v != v):
         return ""
     return str(v)
 
 
+def _null(v) -> bool:
+    return v is None or v is pd.NaT or (isinstance(v, float) and v != v)
+
+
+def _distinct(values) -> int:
+    """``Series.nunique()`` of a list (missing values not counted)."""
+    return len({v for v in values if not _null(v)})
+
+
 # --------------------------------------------------------------------------- what a member adds
+
+
+@functools.lru_cache(maxsize=100_000)
+def _matched(text: str) -> str:
+    """``normalize.match_text``, cached: the sentences of one template recur in every copy of it."""
+    return normalize.match_text(text)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _body_key(matched: str, bodies: tuple[str, ...]) -> str:
+    key = matched
+    for body in bodies:
+        key = normalize.key_from_match(key, body)
+    return key or normalize.key_from_match(key)
 
 
 def _key(text: str, bodies: tuple[str, ...]) -> str:
     """Comparison key: matching text (contacts out) without punctuation, body names and 本市/当町 masked."""
-    key = normalize.match_text(text)
-    for body in bodies:
-        key = normalize.key_from_match(key, body)
-    return key or normalize.key_from_match(key)
+    return _body_key(_matched(text), bodies)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _sentences(text: str) -> tuple[str, ...]:
+    body, _contact = normalize.split_contact(text or "")  # the officer's contact block is not content
+    return tuple(_SENTENCE.findall(body))
 
 
 def added_sentences(representative: str, member: str, bodies: tuple[str, ...] = ()) -> list[str]:
@@ -131,11 +158,14 @@ def added_sentences(representative: str, member: str, bodies: tuple[str, ...] = 
     Compared on keys with the bodies' own names and self-references masked, so the edits bodies make
     when re-sending a text (「八戸市」→「弘前市」, 本市→当町) are not reported; a sentence counts as added
     when at least 3 characters or 20 % of it, or any digit, is not matched in the representative.
+    A member whose whole key is the representative's adds nothing (the common case of a campaign copy,
+    decided without comparing sentence by sentence).
     """
     ref = _key(representative or "", bodies)
+    if member == representative or _key(member or "", bodies) == ref:
+        return []
     out = []
-    body, _contact = normalize.split_contact(member or "")  # the officer's contact block is not content
-    for sentence in _SENTENCE.findall(body):
+    for sentence in _sentences(member or ""):
         k = _key(sentence, bodies)
         if not k or k in ref:
             continue
@@ -149,36 +179,46 @@ def added_sentences(representative: str, member: str, bodies: tuple[str, ...] = 
     return out
 
 
-def member_differences(group: pd.DataFrame, rep: pd.Series, domain: Domain) -> str:
+def member_differences(group: list[dict], rep: dict, domain: Domain) -> str:
     """Per member, what it adds to the representative (opinion and reason), and its prediction when it
-    differs from the representative's; one line per member that differs."""
+    differs from the representative's; one line per member that differs. ``group``: the members' rows."""
     lines = []
-    for _, m in group.iterrows():
+    rep_body, rep_text, rep_reason, rep_cat = _s(rep, "body"), _s(rep, "text"), _s(rep, "reason"), _s(rep, "category")
+    for m in group:
         if m["opinion_id"] == rep["opinion_id"]:
             continue
-        bodies = tuple(b for b in (_s(rep, "body"), _s(m, "body")) if b)
-        text_add = added_sentences(_s(rep, "text"), _s(m, "text"), bodies)
-        reason_add = added_sentences(_s(rep, "reason"), _s(m, "reason"), bodies)
+        bodies = tuple(b for b in (rep_body, _s(m, "body")) if b)
+        text_add = added_sentences(rep_text, _s(m, "text"), bodies)
+        reason_add = added_sentences(rep_reason, _s(m, "reason"), bodies)
         parts = []
         if text_add:
             parts.append("意見に追加：" + "".join(f"「{s}」" for s in text_add))
         if reason_add:
             parts.append("理由に追加：" + "".join(f"「{s}」" for s in reason_add))
-        if _s(m, "category") != _s(rep, "category"):
+        if _s(m, "category") != rep_cat:
             parts.append(f"モデルの分類：{domain.category_label(_s(m, 'category'))}")
         if parts:
             lines.append(f"【{_s(m, 'body') or '団体名なし'}（{m['opinion_id']}）】" + " ".join(parts))
     return "\n".join(lines)
 
 
-def prediction_disagreement(group: pd.DataFrame, domain: Domain) -> str:
+def _by_value(group: list[dict], col: str) -> dict:
+    """The members' opinion ids per value of ``col``, values in order of first appearance."""
+    out: dict = {}
+    for m in group:
+        out.setdefault(m[col], []).append(m["opinion_id"])
+    return out
+
+
+def prediction_disagreement(group: list[dict], domain: Domain) -> str:
     """「共有すべきもの 1 件（2）、団体固有の事情 1 件（1）」 when the members' model categories differ, and
     「対象候補：C03 1 件（1）、C04 1 件（2）」 when their candidates do; "" when the members agree."""
     lines = []
-    if group["category"].nunique() > 1:
-        lines.append("、".join(f"{domain.category_label(cat)} {len(g)} 件（{'、'.join(map(str, g['opinion_id']))}）" for cat, g in group.groupby("category", sort=False)))
-    if group["candidate_id"].nunique() > 1:
-        lines.append("対象候補：" + "、".join(f"{cand} {len(g)} 件（{'、'.join(map(str, g['opinion_id']))}）" for cand, g in group.groupby("candidate_id", sort=False)))
+    cats, cands = _by_value(group, "category"), _by_value(group, "candidate_id")
+    if len(cats) > 1:
+        lines.append("、".join(f"{domain.category_label(cat)} {len(ids)} 件（{'、'.join(map(str, ids))}）" for cat, ids in cats.items()))
+    if len(cands) > 1:
+        lines.append("対象候補：" + "、".join(f"{cand} {len(ids)} 件（{'、'.join(map(str, ids))}）" for cand, ids in cands.items()))
     return "\n".join(lines)
 
 
@@ -191,18 +231,18 @@ def _quoted(passage: str, quote: str) -> str:
     return "\n".join(p for p in (passage, f"「{quote}」" if quote else "") if p)
 
 
-def grounds(group: pd.DataFrame, first: pd.Series) -> str:
+def grounds(group: list[dict], first: dict) -> str:
     """「根拠となる記載」 of a 解決済 group: the passage id and quote the model cited (blank if none)."""
-    for _, m in pd.concat([first.to_frame().T, group]).iterrows():
+    for m in [first, *group]:
         if _s(m, "resolved_by"):
             return _quoted(_s(m, "resolved_by"), _s(m, "resolved_quote"))
     return ""
 
 
-def related(group: pd.DataFrame, first: pd.Series) -> str:
+def related(group: list[dict], first: dict) -> str:
     """「関連する記載」 of a 共有すべきもの group in a policy-draft window: the nearest passage, its quote
     and the model's 記載の有無 suggestion (the WT's own judgement stays in 「記載の有無」)."""
-    for _, m in pd.concat([first.to_frame().T, group]).iterrows():
+    for m in [first, *group]:
         passage, suggestion = _s(m, "nearest_passage"), _s(m, "addressed_suggestion")
         if passage or suggestion:
             text = _quoted(passage, _s(m, "nearest_quote"))
@@ -243,14 +283,14 @@ def sheet_text(value: object) -> str:
     return str(fit_cell(mask_pii(clean_text(str(value)))))
 
 
-def prefilled_decision(decided: pd.DataFrame, status: str, domain: Domain, policy: bool) -> dict[str, str]:
+def prefilled_decision(decided: list[dict], status: str, domain: Domain, policy: bool) -> dict[str, str]:
     """The editable columns of a group row: the group's decision where every present member carries it
     on its current text (status ``decided``); blank otherwise (pending, partly decided, conflicting or
     stale: a person decides again, nothing is confirmed by leaving a cell as it was)."""
     row = {c: "" for c in DECISION_COLUMNS if c != DECISION_ADDRESSED or policy}
-    if status != "decided" or decided.empty:
+    if status != "decided" or not decided:
         return row
-    d = decided.iloc[0]
+    d = decided[0]
     row[DECISION_CATEGORY] = domain.category_label(d["decision_category"]) if d["decision_category"] else ""
     row[DECISION_CANDIDATE] = candidate_entry(d["decision_candidate_id"] or "", domain)
     if policy:
@@ -270,88 +310,100 @@ def _version(value) -> int:
 # --------------------------------------------------------------------------- group rows
 
 
-def _status(g: pd.DataFrame, decided: pd.DataFrame) -> str:
-    statuses = set(g["status"])
+def _status(g: list[dict], decided: list[dict]) -> str:
+    statuses = {m["status"] for m in g}
     if "stale" in statuses:
         return "stale"
-    if decided["decision_category"].nunique() > 1 or decided["decision_candidate_id"].nunique() > 1:
+    if _distinct(m["decision_category"] for m in decided) > 1 or _distinct(m["decision_candidate_id"] for m in decided) > 1:
         return "conflict"
     if statuses == {"decided"}:
         return "decided"
     if "decided" in statuses:
         return "partial"
-    return "disagree" if g["category"].nunique() > 1 or g["candidate_id"].nunique() > 1 else "pending"
+    return "disagree" if _distinct(m["category"] for m in g) > 1 or _distinct(m["candidate_id"] for m in g) > 1 else "pending"
 
 
-def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
-    """One row per duplicate group of a window table (queue.window_table), Japanese columns.
+def _groups(present: pd.DataFrame) -> list[list[dict]]:
+    """The present rows as records, by duplicate group in order of each group's first row: the queue's
+    stable key where every row has one (decisions follow it), the run's group number otherwise. Plain
+    records, not a pandas group-by: a group's lookups cost microseconds, not the milliseconds of a frame
+    (hours, not minutes, at 100,000 groups)."""
+    key = "dup_key" if "dup_key" in present.columns and (present["dup_key"].fillna("") != "").all() else "dup_group"
+    out: dict = {}
+    for rec in present.to_dict("records"):
+        out.setdefault(rec[key], []).append(rec)
+    return list(out.values())
+
+
+def group_row(g: list[dict], domain: Domain, policy: bool) -> dict:
+    """The export row of one duplicate group (its present members' queue rows, in row order).
 
     A group is 共有すべきもの when any present member is (its decision, or the model's category where it
     has none); the row then cites that member's model reason and candidate."""
+    rep_id = g[0]["dup_representative"]
+    rep = next((m for m in g if m["opinion_id"] == rep_id), g[0])
+    decided = [m for m in g if m["status"] != "pending"]
+    has_decision = bool(decided)
+    final = [m["decision_category"] if m["status"] != "pending" else m["category"] for m in g]
+    share = [m for m, f in zip(g, final) if f == "SHARE"]
+    category = "SHARE" if share else (decided[0]["decision_category"] if has_decision else rep["category"])
+    # the member that makes the group's category: the representative when it agrees
+    rep_final = rep["decision_category"] if rep["status"] != "pending" else rep["category"]
+    basis = share[0] if share and rep_final != "SHARE" else rep
+    # the decision shown: one that gave the group's category, else any (a conflict is flagged)
+    agreeing = [m for m in decided if m["decision_category"] == category]
+    src = agreeing[0] if agreeing else (decided[0] if has_decision else basis)
+    if basis["status"] != "pending":
+        candidate = basis["decision_candidate_id"]
+    elif agreeing:
+        candidate = src["decision_candidate_id"]
+    else:
+        candidate = basis["candidate_id"]
+    bodies = list(dict.fromkeys(m["body"] for m in g if m["body"]))
+    unnamed = sum(1 for m in g if isinstance(m["body"], str) and m["body"] == "")
+    status = _status(g, decided)
+    row = {
+        "照会回": rep["window"],
+        "グループID": rep["dup_group"],
+        "代表意見ID": rep["opinion_id"],
+        "団体名（代表）": rep["body"],
+        "同旨団体数": len(bodies) + unnamed,
+        "同旨団体": "、".join(bodies),
+        "対象候補ID": candidate,
+        "対象候補": domain.candidate_name(candidate),
+        "分類": domain.category_label(category),
+        "区分": "共有" if category == "SHARE" else "除外",
+        "判断状況": GROUP_STATUS_LABELS[status],
+        "判断者": src["decision_reviewer"] if has_decision else "",
+        "判断日時": jst(src["decision_decided_at"]) if has_decision else "",
+        "意見": rep["text"],
+        "理由": rep["reason"],
+        DIFF_COLUMN: member_differences(g, rep, domain) if len(g) > 1 else "",
+        DISAGREE_COLUMN: prediction_disagreement(g, domain) if len(g) > 1 else "",
+        "分類の理由（モデル）": basis["category_reason"],
+        "モデルの分類": domain.category_label(basis["category"]),
+        "分類の確信度": round(float(basis["category_confidence"]), 2),
+        "要確認の理由": basis["review_reasons"],
+        GROUNDS_COLUMN: grounds(g, basis) if category == "RESOLVED" else "",
+        "メモ": (src["decision_note"] or "") if has_decision else "",
+        "過去の照会回": f"{rep['prior_window']} {rep['prior_opinion_id']}".strip(),
+    }
+    if policy:
+        addressed = src["decision_addressed"] if has_decision else None
+        row["記載の有無"] = ADDRESSED.get(addressed or "", "")
+        row["修正意見"] = (src["decision_revision_request"] or "") if has_decision else ""
+        row[RELATED_COLUMN] = related(g, basis) if category == "SHARE" else ""
+    row.update(prefilled_decision(agreeing if agreeing else decided, status, domain, policy))
+    # the import decides through the representative, on what this row showed (queue.decide's checks)
+    row.update({KEY_OPINION: rep["opinion_id"], KEY_GROUP: _s(rep, "dup_key") or _s(rep, "dup_group"), KEY_VERSION: _version(rep.get("decision_version", 0)), KEY_CODE: _s(rep, "read_code")})
+    return row
+
+
+def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
+    """One row per duplicate group of a window table (queue.window_table), Japanese columns (``group_row``)."""
     policy = is_policy_kind(kind)
-    present = table[table["present"].astype(bool)].copy()
-    # the queue's stable group key where it has one (decisions follow it); the run's group number otherwise
-    key = "dup_key" if "dup_key" in present.columns and (present["dup_key"].fillna("") != "").all() else "dup_group"
-    rows = []
-    for _, g in present.groupby(key, sort=False):
-        rep_id = g["dup_representative"].iloc[0]
-        rep = g[g["opinion_id"] == rep_id].iloc[0] if (g["opinion_id"] == rep_id).any() else g.iloc[0]
-        decided = g[g["status"] != "pending"]
-        has_decision = len(decided) > 0
-        final = g["decision_category"].where(g["status"] != "pending", g["category"])
-        share = g[final == "SHARE"]
-        category = "SHARE" if len(share) else (decided.iloc[0]["decision_category"] if has_decision else rep["category"])
-        # the member that makes the group's category: the representative when it agrees
-        if len(share) and final.loc[rep.name] != "SHARE":
-            basis = share.iloc[0]
-        else:
-            basis = rep
-        # the decision shown: one that gave the group's category, else any (a conflict is flagged)
-        agreeing = decided[decided["decision_category"] == category]
-        src = agreeing.iloc[0] if len(agreeing) else (decided.iloc[0] if has_decision else basis)
-        if basis["status"] != "pending":
-            candidate = basis["decision_candidate_id"]
-        elif len(agreeing):
-            candidate = src["decision_candidate_id"]
-        else:
-            candidate = basis["candidate_id"]
-        bodies = list(dict.fromkeys(b for b in g["body"] if b))
-        unnamed = int((g["body"] == "").sum())
-        row = {
-            "照会回": rep["window"],
-            "グループID": rep["dup_group"],
-            "代表意見ID": rep["opinion_id"],
-            "団体名（代表）": rep["body"],
-            "同旨団体数": len(bodies) + unnamed,
-            "同旨団体": "、".join(bodies),
-            "対象候補ID": candidate,
-            "対象候補": domain.candidate_name(candidate),
-            "分類": domain.category_label(category),
-            "区分": "共有" if category == "SHARE" else "除外",
-            "判断状況": GROUP_STATUS_LABELS[_status(g, decided)],
-            "判断者": src["decision_reviewer"] if has_decision else "",
-            "判断日時": jst(src["decision_decided_at"]) if has_decision else "",
-            "意見": rep["text"],
-            "理由": rep["reason"],
-            DIFF_COLUMN: member_differences(g, rep, domain),
-            DISAGREE_COLUMN: prediction_disagreement(g, domain),
-            "分類の理由（モデル）": basis["category_reason"],
-            "モデルの分類": domain.category_label(basis["category"]),
-            "分類の確信度": round(float(basis["category_confidence"]), 2),
-            "要確認の理由": basis["review_reasons"],
-            GROUNDS_COLUMN: grounds(g, basis) if category == "RESOLVED" else "",
-            "メモ": (src["decision_note"] or "") if has_decision else "",
-            "過去の照会回": f"{rep['prior_window']} {rep['prior_opinion_id']}".strip(),
-        }
-        if policy:
-            addressed = src["decision_addressed"] if has_decision else None
-            row["記載の有無"] = ADDRESSED.get(addressed or "", "")
-            row["修正意見"] = (src["decision_revision_request"] or "") if has_decision else ""
-            row[RELATED_COLUMN] = related(g, basis) if category == "SHARE" else ""
-        row.update(prefilled_decision(agreeing if len(agreeing) else decided, _status(g, decided), domain, policy))
-        # the import decides through the representative, on what this row showed (queue.decide's checks)
-        row.update({KEY_OPINION: rep["opinion_id"], KEY_GROUP: _s(rep, "dup_key") or _s(rep, "dup_group"), KEY_VERSION: _version(rep.get("decision_version", 0)), KEY_CODE: _s(rep, "read_code")})
-        rows.append(row)
+    present = table[table["present"].astype(bool)]
+    rows = [group_row(g, domain, policy) for g in _groups(present)]
     base = ["照会回", "グループID", "代表意見ID", "団体名（代表）", "同旨団体数", "同旨団体", "対象候補ID", "対象候補", "分類", "区分", "判断状況", "判断者", "判断日時", "意見", "理由"]
     rest = [DIFF_COLUMN, DISAGREE_COLUMN, "分類の理由（モデル）", "モデルの分類", "分類の確信度", "要確認の理由", GROUNDS_COLUMN, "メモ", "過去の照会回"]
     # the editable columns right after the opinion they decide, the keys last (hidden in the xlsx)
@@ -359,9 +411,18 @@ def group_rows(table: pd.DataFrame, domain: Domain, kind: str) -> pd.DataFrame:
     for col in frame.columns:
         if frame[col].dtype == object:
             frame[col] = frame[col].map(clean_text)
+    masked: dict = {}  # the model's reasons and review reasons repeat over thousands of rows: mask each once
+
+    def mask(text):
+        if not isinstance(text, str):
+            return text
+        if text not in masked:
+            masked[text] = mask_pii(text)
+        return masked[text]
+
     for col in TEXT_COLUMNS:
         if col in frame.columns:
-            frame[col] = frame[col].map(mask_pii)
+            frame[col] = frame[col].map(mask)
     return frame
 
 

@@ -308,14 +308,17 @@ def window_domain(engine: Engine, window: str, base: Domain) -> Domain:
 
 
 def _read_codes(frame: pd.DataFrame) -> pd.Series:
-    """``read_code`` per row: over the present members of its group; an absent row alone."""
-    present = frame["present"].astype(bool) & (frame["dup_key"].fillna("") != "")
-    codes = pd.Series("", index=frame.index, dtype=object)
-    for _, g in frame[present].groupby("dup_key", sort=False):
-        codes[g.index] = read_code(list(zip(g["opinion_id"], g["text_hash"])))
-    for i in frame.index[~present]:
-        codes[i] = read_code([(frame.at[i, "opinion_id"], frame.at[i, "text_hash"])])
-    return codes
+    """``read_code`` per row: over the present members of its group; an absent row alone. One pass over
+    plain lists (a pandas group-by with one assignment per group took seconds at 100,000 groups)."""
+    keys = frame["dup_key"].fillna("").tolist()
+    present = frame["present"].astype(bool).tolist()
+    pairs = list(zip(frame["opinion_id"].tolist(), frame["text_hash"].tolist()))
+    members: dict[str, list[tuple[str, str]]] = {}
+    for k, p, pair in zip(keys, present, pairs):
+        if p and k:
+            members.setdefault(k, []).append(pair)
+    codes = {k: read_code(m) for k, m in members.items()}
+    return pd.Series([codes[k] if p and k else read_code([pair]) for k, p, pair in zip(keys, present, pairs)], index=frame.index, dtype=object)
 
 
 _JOIN = items_t.outerjoin(decisions_t, sa.and_(items_t.c.window == decisions_t.c.window, items_t.c.opinion_id == decisions_t.c.opinion_id))
