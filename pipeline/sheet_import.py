@@ -37,6 +37,7 @@ from pipeline.queue import ConflictError, Decision, addressed_from_input, catego
 RESULTS = ("applied", "unchanged", "conflict", "stale", "error")
 RESULT_LABELS = {"applied": "適用", "unchanged": "変更なし", "conflict": "競合", "stale": "要再確認", "error": "エラー"}
 WINDOW_COLUMN = "照会回"
+BODY_COLUMN = "団体名（代表）"  # named in the lines a person reads, instead of the generated opinion id
 HEADER_ROWS = 10  # the header is looked for in the first rows (a person may add a title row above it)
 _CODE = re.compile(r"[0-9a-f]{8}")
 
@@ -73,6 +74,7 @@ class Outcome:
     seen: str = ""
     version: int = 0
     written: tuple[str, ...] = ()
+    body: str = ""  # the representative's body as the row shows it (団体名（代表）)
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def read_rows(workbook) -> tuple[list[SheetRow], list[Outcome]]:
     problems of sheets that cannot be read (a key column missing, a column twice)."""
     rows: list[SheetRow] = []
     problems: list[Outcome] = []
-    wanted = (*DECISION_COLUMNS, *KEY_COLUMNS, WINDOW_COLUMN)
+    wanted = (*DECISION_COLUMNS, *KEY_COLUMNS, WINDOW_COLUMN, BODY_COLUMN)
     for ws in workbook.worksheets:
         found = _header(ws)
         if found is None:
@@ -324,7 +326,7 @@ def plan_rows(rows: Sequence[SheetRow], table: pd.DataFrame, domain: Domain, win
             continue
         seen_groups[p.group] = (row, p.decision)
         outcomes.append(plan_row(p, row, table, reviewer))
-    return outcomes
+    return [replace(o, body=_text(r.cells.get(BODY_COLUMN))) for o, r in zip(outcomes, rows)]  # one outcome per row
 
 
 # --------------------------------------------------------------------------- the edge
@@ -379,5 +381,5 @@ def summary(result: ImportResult) -> str:
 
 def describe(o: Outcome) -> list[str]:
     """The lines a person reads for one row that was not simply applied."""
-    who = f"（代表意見 {o.opinion_id}）" if o.opinion_id else ""
+    who = f"（{o.body}の意見）" if o.body else (f"（代表意見 {o.opinion_id}）" if o.opinion_id else "")
     return [f"{_where(o.sheet, addr)}{who}：{RESULT_LABELS[o.result]} — {msg}" for addr, msg in o.problems]

@@ -195,8 +195,8 @@ def test_conflicts_and_stale_rows_are_reported_by_cell_address_and_the_rest_appl
 
     res, counts = _import(filled, db_url)
     assert res.exit_code == 1 and counts == (1, 0, 1, 1, 0), res.output
-    assert f"{_address(xlsx, '3', '判断：分類')}（代表意見 3）：競合" in res.output and "鈴木" in res.output
-    assert f"{_address(xlsx, '4', '判断：分類')}（代表意見 4）：要再確認" in res.output and "確認コード" in res.output
+    assert f"{_address(xlsx, '3', '判断：分類')}（C村の意見）：競合" in res.output and "鈴木" in res.output
+    assert f"{_address(xlsx, '4', '判断：分類')}（D県の意見）：要再確認" in res.output and "確認コード" in res.output
     t = _decided(engine)
     assert t.loc[["1", "2"], "decision_category"].tolist() == ["SHARE", "SHARE"]
     assert t.loc["3", "decision_category"] == "ABSTRACT" and t.loc["3", "decision_reviewer"] == "鈴木"  # not overwritten
@@ -209,7 +209,7 @@ def test_a_decision_that_moved_since_the_export_is_a_conflict(tmp_path, db_url, 
     decide(engine, domain, W, "1", "佐藤", Decision(category="RESOLVED"), seen=_decided(engine).loc["1", "read_code"])  # the same reviewer, in the CLI
     res, counts = _import(_fill(xlsx, {"1": {"判断：分類": "共有すべきもの"}}), db_url)
     assert res.exit_code == 1 and counts == (0, 0, 1, 0, 0), res.output
-    assert f"{_address(xlsx, '1', '判断：分類')}（代表意見 1）：競合" in res.output and "版 0 → 1" in res.output
+    assert f"{_address(xlsx, '1', '判断：分類')}（A市の意見）：競合" in res.output and "版 0 → 1" in res.output
     assert set(_decided(engine).loc[["1", "2"], "decision_category"]) == {"RESOLVED"}
 
 
@@ -220,7 +220,7 @@ def test_a_file_with_a_bad_cell_applies_nothing_unless_forced(tmp_path, db_url, 
 
     res, counts = _import(filled, db_url)
     assert res.exit_code == 2 and counts == (1, 0, 0, 0, 2), res.output
-    assert f"{_address(xlsx, '3', '判断：分類')}（代表意見 3）：エラー — 分類「共有」は不正です" in res.output.replace("\n", "")
+    assert f"{_address(xlsx, '3', '判断：分類')}（C村の意見）：エラー — 分類「共有」は不正です" in res.output.replace("\n", "")
     assert f"{_address(xlsx, '3', '判断：対象候補')}" in res.output and f"{_address(xlsx, '4', '判断：記載の有無')}" in res.output
     assert "何も取り込んでいません" in res.output
     assert _decided(engine)["decision_reviewer"].isna().all() and audit(engine, W).empty
@@ -249,7 +249,7 @@ def test_a_memo_alone_does_not_confirm_the_models_category(tmp_path, domain):
     xlsx = export_window(engine, W, tmp_path / "out", domain).xlsx
     res, counts = _import(_fill(xlsx, {"4": {"判断：メモ": "あとで確認"}}), url)
     assert res.exit_code == 2 and counts == (0, 0, 0, 0, 1), res.output
-    assert f"{_address(xlsx, '4', '判断：分類')}（代表意見 4）：エラー" in res.output
+    assert f"{_address(xlsx, '4', '判断：分類')}（D県の意見）：エラー" in res.output
     assert _decided(engine)["decision_reviewer"].isna().all()
 
 
