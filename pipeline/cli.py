@@ -247,9 +247,9 @@ def train_default_model(model_dir: Path, labeled: Path, log_mlflow: bool = True,
     from pipeline.train import fit_opinion_model
 
     domain, params = load_domain(), load_params()
-    data = load_training_corpus(labeled, domain=domain)
-    train_rows = split(data, "train")
     refs = load_corpus_references()
+    data = load_training_corpus(labeled, domain=domain, lists=refs.candidates)
+    train_rows = split(data, "train")
     refs = replace(refs, candidates={**(refs.candidates or {}), **data.attrs.get("candidate_lists", {})})
     if refs.problems:
         raise LabeledDataError("参考文書のラベルに問題があります（引用が段落に見つからない）:\n" + "\n".join(refs.problems[:20]))

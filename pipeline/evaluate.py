@@ -247,8 +247,8 @@ def mapping_by_list_size(model: OpinionModel, rows: pd.DataFrame, domain: Domain
     """Candidate accuracy when the window's list holds only ``k`` of its candidates (the gold one and
     k−1 others drawn at random, the cross-cutting entry always kept): how mapping degrades as lists grow.
     Each size is averaged over ``draws`` random lists; rows whose gold candidate is not drawn are skipped."""
-    from pipeline.classify import candidate_profiles
-    from pipeline.mapping import pair_features, sentence_embeddings, softmax_rows
+    from pipeline.classify import candidate_profiles, candidate_scores
+    from pipeline.mapping import sentence_embeddings
 
     an = an or analysers(model)
     rng = np.random.default_rng(seed)
@@ -273,9 +273,8 @@ def mapping_by_list_size(model: OpinionModel, rows: pd.DataFrame, domain: Domain
                 if not len(sel):
                     continue
                 prof = candidate_profiles(model, wd.with_candidates(chosen), an, None)
-                F = pair_features(prof, frame["match_text"].iloc[sel].tolist(), emb[sel], [sent[i] for i in sel], precedent_vectors=model.precedent_vectors,
-                                  learned=learned[sel], learned_names=model.learned_names)  # fmt: skip
-                pick = softmax_rows(model.mapping.scores(F), model.mapping_temperature).argmax(1)
+                _, p = candidate_scores(model, prof, frame["match_text"].iloc[sel].tolist(), emb[sel], [sent[i] for i in sel], learned[sel])
+                pick = p.argmax(1)
                 hits += int((np.array(ids)[pick] == frame["candidate_id"].to_numpy()[sel]).sum())
                 n += len(sel)
             out.setdefault(w, {})[str(k)] = {"candidates": k, "accuracy": hits / n if n else float("nan"), "rows": n}

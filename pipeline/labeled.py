@@ -152,8 +152,11 @@ def refused_dev_message(count: int, source: str) -> str:
     return f"{source}: {count} 件は評価用（dev 分割）の意見と同じ本文のため、学習には使いません（dev の評価が自分自身で学習した結果になるのを防ぐため）。"
 
 
-def load_training_corpus(path: Path = paths.LABELED_CSV, harvested: Path = paths.HARVESTED, domain: Domain | None = None) -> pd.DataFrame:
-    """The hand-written corpus plus decisions harvested from review queues (``opinions queue harvest``),
+def load_training_corpus(path: Path = paths.LABELED_CSV, harvested: Path = paths.HARVESTED, domain: Domain | None = None,
+                         windows: Path = paths.LABELED_WINDOWS, lists: dict | None = None) -> pd.DataFrame:  # fmt: skip
+    """The hand-written corpus, the whole windows of ``windows`` (one CSV per window, split ``train``,
+    each with its own documents and candidate list in ``lists``: window → CandidateList, from
+    load_corpus_references) and decisions harvested from review queues (``opinions queue harvest``),
     which join the train split. Validated together (ids must stay unique).
 
     Harvested rows whose text is a dev-split text are refused (the bundled sample window is made of dev
@@ -163,9 +166,9 @@ def load_training_corpus(path: Path = paths.LABELED_CSV, harvested: Path = paths
 
     domain = domain or load_domain()
     corpus = load_labeled(path, domain)
-    frames = [corpus]
+    frames = [corpus, *training_windows(windows, lists or {})]
     refused = 0
-    lists: dict = {}
+    lists = {w: cl for w, cl in (lists or {}).items() if any(w in set(f["window"]) for f in frames[1:])}
     for f in sorted(harvested.glob("*.csv")) if harvested.is_dir() else []:
         rows = pd.read_csv(f, dtype=str, keep_default_na=False, encoding="utf-8")
         lists.update(harvested_lists(f, rows))
@@ -181,6 +184,22 @@ def load_training_corpus(path: Path = paths.LABELED_CSV, harvested: Path = paths
     frame.attrs["refused_dev_rows"] = refused
     frame.attrs["candidate_lists"] = lists
     return frame
+
+
+def training_windows(root: Path, lists: dict) -> list[pd.DataFrame]:
+    """The whole windows trained on (``root``/<window>.csv): split ``train`` only, and each window must
+    have its documents (and so its candidate list) in data/labeled/references/<window>/."""
+    out = []
+    for f in sorted(root.glob("*.csv")) if root.is_dir() else []:
+        rows = pd.read_csv(f, dtype=str, keep_default_na=False, encoding="utf-8")
+        bad = sorted(set(rows["split"]) - {"train"}) if "split" in rows.columns else ["（split 列がありません）"]
+        if bad:
+            raise LabeledDataError(f"{f}: 学習用の照会回のファイルの split は train だけにしてください（{bad}）")
+        missing = sorted(set(rows["window"]) - set(lists))
+        if missing:
+            raise LabeledDataError(f"{f}: 照会回 {missing} の参考文書（data/labeled/references/<照会回>/）がないため、対象候補の一覧が分かりません")
+        out.append(rows)
+    return out
 
 
 def harvested_lists(csv: Path, rows: pd.DataFrame) -> dict:

@@ -164,6 +164,17 @@ def _gap(m: np.ndarray) -> np.ndarray:
     return m - best_other
 
 
+def _known(values: np.ndarray, hide: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """A known-system feature (opinions × candidates, NaN where the system is new) with ``hide``'s cells
+    made new, and its margin to the best candidate of the row (NaN where no candidate is known)."""
+    values = values.copy()
+    if hide is not None:
+        values[hide] = np.nan
+    with np.errstate(all="ignore"):
+        best = np.nanmax(np.where(np.isnan(values), -np.inf, values), axis=1, keepdims=True)
+    return values, np.where(np.isfinite(best), values - best, np.nan)
+
+
 def pair_features(profiles: CandidateProfiles, texts: Sequence[str], emb: np.ndarray, sent_emb: Sequence[np.ndarray], precedent_vectors: np.ndarray | None = None,
                   hide_precedent: np.ndarray | None = None, learned: np.ndarray | None = None, learned_names: Sequence[str] | None = None) -> np.ndarray:  # fmt: skip
     """(opinions × candidates × MAPPING_FEATURES). ``sent_emb``: per opinion, its sentences' embeddings.
@@ -225,12 +236,7 @@ def pair_features(profiles: CandidateProfiles, texts: Sequence[str], emb: np.nda
         for k, rows in enumerate(profiles.known):
             if rows is not None and len(rows):
                 prec[:, k] = sims[:, rows].max(axis=1)
-        if hide_precedent is not None:
-            prec[hide_precedent] = np.nan
-        with np.errstate(all="ignore"):
-            best = np.nanmax(np.where(np.isnan(prec), -np.inf, prec), axis=1, keepdims=True)
-        F[:, :, f["precedent"]] = prec
-        F[:, :, f["precedent_margin"]] = np.where(np.isfinite(best), prec - best, np.nan)
+        F[:, :, f["precedent"]], F[:, :, f["precedent_margin"]] = _known(prec, hide_precedent)
     if learned is not None and learned_names is not None:
         col = {nfkc(x): j for j, x in enumerate(learned_names)}
         lp = np.full((n, m), np.nan)
@@ -238,12 +244,7 @@ def pair_features(profiles: CandidateProfiles, texts: Sequence[str], emb: np.nda
             j = col.get(nfkc(p.name))
             if j is not None:
                 lp[:, k] = learned[:, j]
-        if hide_precedent is not None:
-            lp[hide_precedent] = np.nan
-        with np.errstate(all="ignore"):
-            best = np.nanmax(np.where(np.isnan(lp), -np.inf, lp), axis=1, keepdims=True)
-        F[:, :, f["learned"]] = lp
-        F[:, :, f["learned_margin"]] = np.where(np.isfinite(best), lp - best, np.nan)
+        F[:, :, f["learned"]], F[:, :, f["learned_margin"]] = _known(lp, hide_precedent)
     F[:, :, f["log_candidates"]] = np.log(m)
     return F
 

@@ -18,6 +18,7 @@ METRICS = PROJECT_ROOT / "metrics"
 MLRUNS_DB = PROJECT_ROOT / "mlflow.db"
 REVIEW_DB = PROJECT_ROOT / "review.db"
 HARVESTED = LABELED / "harvested"
+LABELED_WINDOWS = LABELED / "windows"  # whole windows with lists of their own, trained on (data/labeled/windows/<window>.csv)
 LABELED_REFERENCES = LABELED / "references"
 
 

@@ -5,18 +5,9 @@ import pytest
 
 from pipeline.config import Candidate
 from pipeline.mapping import MAPPING_FEATURES, MAPPING_PRECEDENT, _gap, build_profiles, evidence_codes, list_fit, pair_features
+from tests.test_grounding import fake_encode as _encode
 
 F = {name: j for j, name in enumerate(MAPPING_FEATURES)}
-
-
-def _encode(texts):
-    """A deterministic stand-in for the sentence encoder: character-bigram hashing, L2-normalised."""
-    out = np.zeros((len(texts), 64), dtype=np.float32)
-    for i, t in enumerate(texts):
-        for a, b in zip(t, t[1:]):
-            out[i, hash(a + b) % 64] += 1
-    n = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.where(n == 0, 1, n)
 
 
 def _lemmas(text):
