@@ -62,3 +62,32 @@ def test_agreement_report(domain):
     r = agreement_report(s, domain).set_index("scope")
     assert r.loc["category", "agreement"] == 0.75 and r.loc["candidate", "kappa"] == 1.0
     assert r.loc["category=RESOLVED", "kappa"] == 1.0 and r.loc["category=SHARE", "kappa"] < 1.0
+
+
+def test_training_windows_need_the_train_split_and_their_documents(tmp_path):
+    from pipeline.labeled import training_windows
+
+    rows = pd.DataFrame([{c: "" for c in REQUIRED} | {"opinion_id": "X-1", "window": "RX", "text": "意見", "split": "heldout"}])
+    rows.to_csv(tmp_path / "RX.csv", index=False)
+    with pytest.raises(LabeledDataError, match="split は train"):
+        training_windows(tmp_path, {"RX": object()})
+    rows.assign(split="train").to_csv(tmp_path / "RX.csv", index=False)
+    with pytest.raises(LabeledDataError, match="参考文書"):
+        training_windows(tmp_path, {})
+    assert len(training_windows(tmp_path, {"RX": object()})[0]) == 1
+
+
+def test_no_window_is_both_trained_on_and_held_out(domain):
+    """A window in data/labeled/windows/ is trained on; one in heldout/ must never be: no window, opinion
+    id or text may be in both."""
+    from pipeline import paths
+    from pipeline.labeled import load_corpus_references, load_heldout, load_training_corpus
+
+    refs = load_corpus_references(domain=domain)
+    trained = load_training_corpus(domain=domain, lists=refs.candidates)
+    held = load_heldout(domain=domain, lists=refs.candidates)
+    assert len(held) and list(paths.LABELED_WINDOWS.glob("*.csv"))
+    assert not set(held["window"]) & set(trained["window"])
+    assert not set(held["opinion_id"]) & set(trained["opinion_id"])
+    assert not set(held["text"]) & set(trained["text"])
+    assert {"R8-candidates"} <= set(trained["window"])
