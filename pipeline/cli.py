@@ -304,6 +304,7 @@ def evaluate(
     model_dir: Path = typer.Option(paths.DEFAULT_MODEL_DIR, "--model-dir"),
     split_name: str = typer.Option("dev", "--split", help="評価する分割（dev / train / heldout: 候補一覧ごと学習に使わない照会回）"),
     out: Path = typer.Option(paths.METRICS, "--out", help="指標 JSON と混同行列の出力先"),
+    windows: list[str] = typer.Option([], "--window", help="この照会回の行だけを評価する（複数指定可）"),
     no_mlflow: bool = typer.Option(False, "--no-mlflow"),
 ) -> None:
     """学習済みモデルを dev 分割で評価し、指標 JSON と混同行列の図を書き出す。"""
@@ -326,6 +327,11 @@ def evaluate(
         _err("参考文書のラベルに問題があります（引用が段落に見つからない）:\n" + "\n".join(refs.problems[:20]))
     heldout = split_name == HELDOUT
     rows = load_heldout(domain=domain, lists=refs.candidates) if heldout else split(load_labeled(labeled, domain), split_name)
+    unknown = sorted(set(windows) - set(rows["window"]))
+    if unknown:
+        _err(f"分割「{split_name}」に照会回 {unknown} の行がありません（あるのは {sorted(set(rows['window']))}）。")
+    if windows:
+        rows = rows[rows["window"].isin(windows)].reset_index(drop=True)
     if rows.empty:
         _err(f"分割「{split_name}」の行がありません。")
     if heldout:
