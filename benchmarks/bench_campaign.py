@@ -297,9 +297,9 @@ def main() -> None:
         else:
             stages.append("run")
     for kind in a.windows.split(","):
-        normalised(kind, cache, a.rows)  # generated and normalised once, outside the measured processes
-        if any(s in ("queue", "export") for s in stages):
-            grouped(kind, cache, a.rows)
+        # generated, normalised (and grouped) once, outside the measured processes, in a process of its own
+        prep = "grouped" if any(s in ("queue", "export") for s in stages) else "normalised"
+        subprocess.run([sys.executable, "-c", f"import sys; sys.path[:0] = {[str(ROOT), str(Path(__file__).parent)]!r}; import bench_campaign as b; from pathlib import Path; b.{prep}({kind!r}, Path({str(cache)!r}), {a.rows!r})"], check=True, cwd=ROOT)
         for stage in stages:
             runs = []
             for _ in range(a.repeat):
