@@ -345,6 +345,14 @@ def candidate_from_input(value: str, domain: Domain) -> str:
     by_id = {nfkc(c.id).upper(): c.id for c in domain.candidates}
     if v.upper() in by_id:
         return by_id[v.upper()]
+    labelled = re.fullmatch(r"(\S+?)(?:\s+|[:：]\s*|(?=[（(]))[（(]?(.+?)[)）]?", v)  # 「C01 名称」「R10-01（名称）」 as lists show them
+    if labelled and labelled.group(1).upper() in by_id:
+        cid = by_id[labelled.group(1).upper()]
+        name = nfkc(next(c.name for c in domain.candidates if c.id == cid))
+        rest = labelled.group(2).strip()
+        if rest in name or name in rest:
+            return cid
+        raise ValueError(f"対象候補「{value}」の ID {cid} と名称が合いません（{cid} は「{name}」）。ID だけで指定してください。")
     m = re.fullmatch(r"[（(]?\s*(\d{1,2})\s*[)）]?|([①-⑳])", value.strip())
     if m:
         n = int(m.group(1)) if m.group(1) else _CIRCLED[m.group(2)]

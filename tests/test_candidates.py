@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from pipeline.candidates import CandidateListError, candidate_from_input, derived_aliases, resolve_candidates
 from pipeline.cli import app
+from pipeline.config import Candidate
 from pipeline.features import parse_stated_candidate
 from pipeline.references import WindowMetaError, load_references, load_window_meta
 
@@ -143,6 +144,16 @@ def test_what_people_type_for_a_candidate(tmp_path, domain):
         candidate_from_input("入札参加資格審査システム", d)
     assert candidate_from_input("①", domain) == "C01"
     assert candidate_from_input("預貯金", domain) == "C04"
+
+
+def test_a_candidate_typed_as_the_lists_show_it(domain):
+    """「ID 名称」 (the spreadsheet drop-down, 対象 cells) and 「ID（名称）」 (the error message's list)."""
+    d = domain.with_candidates([Candidate("R10-01", 1, "埋火葬許可証の電子交付・管理システム", ()), Candidate("R10-02", 2, "浄化槽台帳の管理システム", ())])
+    assert candidate_from_input("R10-01 埋火葬許可証の電子交付・管理システム", d) == "R10-01"
+    assert candidate_from_input("R10-02（浄化槽台帳の管理システム）", d) == "R10-02"
+    assert candidate_from_input("r10-02：浄化槽台帳", d) == "R10-02"
+    with pytest.raises(ValueError, match="名称が合いません"):
+        candidate_from_input("R10-01 浄化槽台帳", d)
 
 
 def test_stated_column_is_read_against_the_window_list(tmp_path, domain):
