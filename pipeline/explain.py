@@ -169,6 +169,7 @@ _BRACKETS = "「」『』（）()［］[]【】〈〉《》“”‘’"
 _FUNCTION_POS = frozenset({"助詞", "助動詞", "補助記号", "記号", "空白"})
 _STRIP_POS = frozenset({"助詞", "補助記号", "記号", "空白"})
 _FORMAL_NOUNS = frozenset({"ため", "為", "こと", "事", "もの", "よう", "ところ", "場合", "上"})  # 残っているため, 判断できないこと
+_DECIMAL_MARKS = frozenset(".,．，")
 _TOKENIZER = None
 
 
@@ -201,6 +202,8 @@ def _continues(prev, tok) -> bool:
         return True
     if tok.pos == "名詞" and prev.pos in ("名詞", "接尾辞"):
         return True
+    if tok.surface[:1].isdigit() and prev.surface in _DECIMAL_MARKS:
+        return True  # 約1.4倍, 1,200件: the tagger splits the number at its point or comma
     if tok.pos == "動詞" and tok.lemma in ("為る", "出来る") and prev.pos in ("名詞", "接尾辞"):
         return True
     if tok.surface in _FORMAL_NOUNS and prev.pos in ("動詞", "助動詞", "形容詞"):
@@ -375,7 +378,7 @@ def flowchart_sentence(category: str) -> str:
         return f"判断フローチャートの{marks[0]}〜{marks[k - 1]}のいずれにも当たらないため {FLOWCHART_RULES[category]}。"
     if k == 0:
         return f"判断フローチャートの最初の問い {FLOWCHART_RULES[category]} に当たると判断。"
-    before = marks[0] if k == 1 else f"{marks[0]}〜{marks[k - 1]}"
+    before = marks[0] if k == 1 else (f"{marks[0]}・{marks[1]}" if k == 2 else f"{marks[0]}〜{marks[k - 1]}")
     return f"判断フローチャートの{before}には当たらず、{FLOWCHART_RULES[category]} に当たると判断。"
 
 

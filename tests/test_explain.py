@@ -78,7 +78,7 @@ def test_length_cues_give_the_count_not_a_logarithm():
 
 @pytest.mark.parametrize(
     "category, rule",
-    [("OUT_OF_SCOPE", "最初の問い ①射程外"), ("ORG_SPECIFIC", "①〜②には当たらず、③団体固有の事情"), ("RESOLVED", "①には当たらず、②解決済"), ("SHARE", "①〜⑥のいずれにも当たらないため ⑦共有すべきもの")],
+    [("OUT_OF_SCOPE", "最初の問い ①射程外"), ("ORG_SPECIFIC", "①・②には当たらず、③団体固有の事情"), ("ABSTRACT", "①〜③には当たらず、④抽象的なもの"), ("RESOLVED", "①には当たらず、②解決済"), ("SHARE", "①〜⑥のいずれにも当たらないため ⑦共有すべきもの")],
 )
 def test_the_flowchart_question_that_decided_is_named(category, rule):
     assert rule in flowchart_sentence(category)
@@ -149,3 +149,10 @@ def test_top_cues_returns_codes_the_renderer_can_quote():
     assert phrases and all(p.startswith("「") for p in phrases)
     # each phrase is a run of whole words of the opinion
     assert all(p.strip("「」") in texts[0] for p in phrases)
+
+
+def test_a_number_is_quoted_whole_not_cut_at_its_point_or_comma():
+    """The tagger splits 「約1.4倍」 at the point: the reason quoted 「約1」 (seen on the sample window)."""
+    reason = "本市の試算では、運用経費は移行前と比較して約1.4倍となる見込みである。対象は1,200件に上る。"
+    assert evidence_phrase("cue:事実・具体例（数字・事例）:+", "短い意見。", reason) == "理由欄の「約1.4倍」（事実・具体例）"
+    assert evidence_phrase("reason:200", "", reason) == "理由欄の「1,200件」"
