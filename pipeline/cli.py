@@ -719,12 +719,13 @@ def queue_list(
     q = _listing(engine, window, status, everything)
     typer.echo(
         f"{window}: {len(q)} 件" + (f"（{STATUS_LABELS[status]}）" if status else "")
-        + f"　判断するとき: opinions queue decide --row 番号 --window {window}{_filters(status, everything)} --seen 確認コード --reviewer 名前 --category 分類（意見 ID でも指定できます）"
+        + f"　判断するとき: opinions queue decide --row 番号 --window {window}{_filters(status, everything)} --reviewer 名前 --category 分類"
+        + "（端末では意見を表示して確かめてから記録します。スクリプトからは --seen 確認コード）"
     )  # fmt: skip
     for r in q.itertuples():
         text = str(r.text).replace("\n", " ")
         typer.echo(
-            f"{r.row:>4}  [{STATUS_LABELS[r.status]}] {r.opinion_id}  確認コード {r.read_code}  版 v{r.decision_version}  {r.final_candidate} {domain.category_label(r.final_category)}"
+            f"{r.row:>4}  [{STATUS_LABELS[r.status]}] {r.opinion_id}  確認コード {r.read_code}  版 v{r.decision_version}  {r.final_candidate}（{domain.candidate_name(r.final_candidate).split('（')[0][:12]}） {domain.category_label(r.final_category)}"
             f"  確信度 {r.category_confidence:.2f}  同旨 {r.dup_count}  {text[:60]}"
         )
 
@@ -883,6 +884,8 @@ def queue_import(
     head = "試行（--dry-run・書き込みなし）" if result.dry_run else "取り込み"
     typer.echo(f"{head}: {summary(result)}（記入のあった行 {len(result.outcomes)}）")
     if result.blocked:
+        if result.dry_run:
+            _err("エラーがあるため、このまま取り込むと何も取り込まれません。表示したセルを直すか、--force でエラーの行を除いて取り込んでください。")
         _err("エラーがあるため、何も取り込んでいません。表示したセルを直して取り込み直すか、--force でエラーの行を除いて取り込んでください。")
     if not result.dry_run:
         typer.echo(f"判断を記録した意見: {len(result.written)} 件" + ("。`opinions export` で会議資料を作り直せます" if result.written else ""))
