@@ -225,8 +225,10 @@ def stage_export(kind: str, cache: Path, tmp: Path, rows: int | None) -> dict:
     (out / "report.html").write_text(page, encoding="utf-8")
     steps["build_report"] = time.perf_counter() - t0
     return {
-        "seconds": time.perf_counter() - t_all, "cpu_seconds": time.process_time() - c0, "rows_in": len(table), "rows_out": int(groups["同旨団体数"].sum()),
-        "groups": len(groups), "step_seconds": {k: round(v, 2) for k, v in steps.items()},
+        # rows of the export are groups: every group of the queue's present rows is one row (同旨団体数 counts
+        # bodies, and two members of a family may carry one body name)
+        "seconds": time.perf_counter() - t_all, "cpu_seconds": time.process_time() - c0, "opinions": len(table), "rows_in": int(table.loc[table["present"].astype(bool), "dup_key"].nunique()),
+        "rows_out": len(groups), "bodies_listed": int(groups["同旨団体数"].sum()), "step_seconds": {k: round(v, 2) for k, v in steps.items()},
         "csv_mb": round(files["csv"].stat().st_size / 2**20, 1), "xlsx_mb": round(files["xlsx"].stat().st_size / 2**20, 1), "report_mb": round((out / "report.html").stat().st_size / 2**20, 2),
     }  # fmt: skip
 
