@@ -166,6 +166,8 @@ def load_training_corpus(path: Path = paths.LABELED_CSV, harvested: Path = paths
 
     domain = domain or load_domain()
     corpus = load_labeled(path, domain)
+    if lists is None and windows.is_dir() and any(windows.glob("*.csv")):
+        lists = load_corpus_references(domain=domain).candidates
     frames = [corpus, *training_windows(windows, lists or {})]
     refused = 0
     lists = {w: cl for w, cl in (lists or {}).items() if any(w in set(f["window"]) for f in frames[1:])}

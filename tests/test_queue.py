@@ -464,7 +464,7 @@ def test_training_refuses_harvested_dev_texts(tmp_path, domain, labeled):
     harvested.mkdir()
     rows.to_csv(harvested / "R7-sample.csv", index=False)
     with pytest.warns(UserWarning, match="2 件は評価用"):
-        corpus = load_training_corpus(harvested=harvested, domain=domain)
+        corpus = load_training_corpus(harvested=harvested, domain=domain, windows=tmp_path / "no-windows")
     assert corpus.attrs["refused_dev_rows"] == 2
     assert corpus["opinion_id"].str.startswith("R7-sample:").sum() == 1 and len(corpus) == len(labeled) + 1
 
