@@ -156,7 +156,7 @@ def test_migrations_are_idempotent(tmp_path):
     open_queue(url)
     eng = open_queue(url)  # second open: no error, schema at head
     with eng.connect() as c:
-        assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0003"
+        assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0004"
 
 
 def test_group_decision_skips_opinions_that_left_the_window(engine, domain):
@@ -584,3 +584,64 @@ def test_queue_listing_is_filtered_and_paged_in_sql(engine, domain, monkeypatch)
     assert numbered_queue(engine, W, offset=100, limit=10).empty
     with pytest.raises(QueueError, match="status"):
         numbered_queue(engine, W, "done")
+
+
+LISTING_INDEX = "ix_items_window_present_order"
+
+
+def test_revision_0004_indexes_the_listing_and_downgrades(db_url):
+    """0004 adds items(window, present, row_order), which numbered_queue's WHERE and ORDER BY use; a
+    downgrade to 0003 drops it and an upgrade puts it back (SQLite and PostgreSQL)."""
+    from alembic import command
+    from alembic.config import Config
+
+    def listing_index(eng):
+        return {ix["name"]: ix["column_names"] for ix in sa.inspect(eng).get_indexes("items")}.get(LISTING_INDEX)
+
+    eng = open_queue(db_url)
+    try:
+        assert listing_index(eng) == ["window", "present", "row_order"]
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with eng.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0003")
+        assert listing_index(eng) is None
+        with eng.connect() as c:
+            assert c.execute(sa.text("select version_num from alembic_version")).scalar() == "0003"
+    finally:
+        eng.dispose()
+    eng = open_queue(db_url)  # back to head
+    try:
+        assert listing_index(eng) == ["window", "present", "row_order"]
+        sync_window(eng, W, _big_batch())
+        assert list_queue(eng, W)["opinion_id"].tolist() == window_table(eng, W).query("in_queue")["opinion_id"].tolist()
+    finally:
+        eng.dispose()
+
+
+def test_a_listing_page_is_read_through_the_index_not_a_sort_of_the_window(tmp_path):
+    """SQLite's plan of the very statements numbered_queue and queue_count run: the window's present
+    rows are searched through 0004's index, in row order (no sort of the whole window for a page)."""
+    from pipeline.queue import numbered_queue, queue_count
+
+    eng = open_queue(f"sqlite:///{tmp_path / 'plan.db'}")
+    sync_window(eng, W, _big_batch())
+    ran = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):
+        if "FROM items" in statement and not statement.startswith("EXPLAIN"):
+            ran.append((statement, parameters))
+
+    sa.event.listen(eng, "before_cursor_execute", capture)
+    page = numbered_queue(eng, W, offset=2, limit=3)
+    assert queue_count(eng, W) > len(page) == 3
+    sa.event.remove(eng, "before_cursor_execute", capture)
+    listing = [(s, p) for s, p in ran if "ORDER BY items.row_order" in s or "count(*)" in s]
+    assert len(listing) == 2, [s for s, _ in ran]
+    with eng.connect() as c:
+        for statement, params in listing:
+            plan = " / ".join(r[-1] for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
+            assert f"items USING INDEX {LISTING_INDEX} (window=? AND present=?)" in plan, plan
+            assert "TEMP B-TREE FOR ORDER BY" not in plan, plan  # at most ties of one row_order are sorted
+    eng.dispose()
