@@ -684,14 +684,47 @@ def _status(value: Optional[str]) -> Optional[str]:
         _err(str(e))
 
 
-def _listing(engine, window: str, status: Optional[str], everything: bool):
-    """The numbered listing `queue list` prints and `queue decide --row` recomputes (queue.numbered_queue)."""
+def _listing(engine, window: str, status: Optional[str], everything: bool, offset: int = 0, limit: Optional[int] = None):
+    """Rows ``offset + 1`` … of the numbered listing `queue list` prints and `queue decide --row` recomputes
+    (queue.numbered_queue: filtered, ordered and paged in SQL, so row N is the same row in both)."""
     from pipeline.queue import QueueError, numbered_queue
 
     try:
-        return numbered_queue(engine, window, status, everything=everything)
+        return numbered_queue(engine, window, status, everything=everything, offset=offset, limit=limit)
     except QueueError as e:
         _err(str(e))
+
+
+def _listing_count(engine, window: str, status: Optional[str], everything: bool) -> int:
+    from pipeline.queue import QueueError, queue_count
+
+    try:
+        return queue_count(engine, window, status, everything=everything)
+    except QueueError as e:
+        _err(str(e))
+
+
+LIST_ALL_UP_TO = 500  # `queue list` without --page prints every row up to this many, else the first page
+PER_PAGE = 100  # rows per page when --per-page is not given
+
+
+def list_page(total: int, page: Optional[int], per_page: Optional[int]) -> tuple[int, Optional[int], int]:
+    """(offset, limit, page) of what `queue list` prints: everything when neither --page nor --per-page is
+    given and the listing has at most LIST_ALL_UP_TO rows (limit None), else page ``page`` (1 by default)
+    of ``per_page`` rows (PER_PAGE by default). Raises ValueError (in Japanese) for a page or size below 1."""
+    if page is not None and page < 1:
+        raise ValueError(f"--page には 1 以上のページ番号を指定してください（「{page}」）。")
+    if per_page is not None and per_page < 1:
+        raise ValueError(f"--per-page には 1 以上の件数を指定してください（「{per_page}」）。")
+    if page is None and per_page is None and total <= LIST_ALL_UP_TO:
+        return 0, None, 1
+    page, per_page = page or 1, per_page or PER_PAGE
+    return (page - 1) * per_page, per_page, page
+
+
+def shown_rows(offset: int, shown: int, total: int) -> str:
+    """Which rows of how many are shown: 「1〜50件目／全 200,000件」."""
+    return f"{offset + 1:,}〜{offset + shown:,}件目／全 {total:,}件"
 
 
 def _filters(status: Optional[str], everything: bool) -> str:
@@ -703,10 +736,13 @@ def queue_list(
     window: str = typer.Option(..., "--window", help=WINDOW_HELP),
     status: Optional[str] = typer.Option(None, "--status", help="確認待ち | 確定 | 要再確認（pending | decided | stale でも可）"),
     everything: bool = typer.Option(False, "--all", help="キューにない意見（確信度の高い除外）も含め、照会回の全意見を表示する"),
+    page: Optional[int] = typer.Option(None, "--page", help=f"表示するページの番号（1 から）。省略時は {LIST_ALL_UP_TO} 件までなら全件、それより多ければ 1 ページ目"),
+    per_page: Optional[int] = typer.Option(None, "--per-page", help=f"1 ページの件数（省略時 {PER_PAGE} 件）。左端の番号はページによらず一覧全体の通し番号"),
     db: Optional[str] = typer.Option(None, "--db", help=DB_HELP),
 ) -> None:
     """確認キュー（共有すべきもの・要確認・判断済み）を一覧表示する。左端の番号で判断できる:
-    `queue decide --row 番号 --seen 確認コード`（同じ --status / --all を付ける）。表示後に本文や判断が変わっていれば記録せずに知らせる。"""
+    `queue decide --row 番号 --seen 確認コード`（同じ --status / --all を付ける）。表示後に本文や判断が変わっていれば記録せずに知らせる。
+    件数が多いときはページに分けて表示する（--page / --per-page）。"""
     from pipeline.config import load_domain
     from pipeline.queue import STATUS_LABELS, QueueError, window_domain
 
@@ -716,9 +752,18 @@ def queue_list(
         domain = window_domain(engine, window, load_domain())
     except QueueError as e:
         _err(str(e))
-    q = _listing(engine, window, status, everything)
+    total = _listing_count(engine, window, status, everything)
+    try:
+        offset, limit, page = list_page(total, page, per_page)
+    except ValueError as e:
+        _err(str(e))
+    if total and offset >= total:
+        pages = -(-total // limit)
+        _err(f"{page} ページ目はありません（{window}{_filters(status, everything)}: 全 {total:,}件、1 ページ {limit:,} 件で {pages:,} ページまで）。")
+    q = _listing(engine, window, status, everything, offset=offset, limit=limit)
+    paged = limit is not None and len(q) < total
     typer.echo(
-        f"{window}: {len(q)} 件" + (f"（{STATUS_LABELS[status]}）" if status else "")
+        f"{window}: " + (shown_rows(offset, len(q), total) if paged else f"{total:,} 件") + (f"（{STATUS_LABELS[status]}）" if status else "")
         + f"　判断するとき: opinions queue decide --row 番号 --window {window}{_filters(status, everything)} --reviewer 名前 --category 分類"
         + "（端末では意見を表示して確かめてから記録します。スクリプトからは --seen 確認コード）"
     )  # fmt: skip
@@ -728,6 +773,8 @@ def queue_list(
             f"{r.row:>4}  [{STATUS_LABELS[r.status]}] {r.opinion_id}  確認コード {r.read_code}  版 v{r.decision_version}  {r.final_candidate}（{domain.candidate_name(r.final_candidate).split('（')[0][:12]}） {domain.category_label(r.final_category)}"
             f"  確信度 {r.category_confidence:.2f}  同旨 {r.dup_count}  {text[:60]}"
         )
+    if paged and offset + len(q) < total:
+        typer.echo(f"次のページ: opinions queue list --window {window}{_filters(status, everything)} --page {page + 1} --per-page {limit}")
 
 
 @queue_app.command("decide")
@@ -779,10 +826,11 @@ def queue_decide(
     if row is not None:
         # nothing was stored by `queue list`: the same filters give the same listing, and the row's
         # 確認コード tells whether it still shows what the reviewer read
-        q = _listing(engine, window, status, everything)
-        if not 1 <= row <= len(q):
-            _err(f"番号 {row} は一覧（{window}{_filters(status, everything)}: {len(q)} 件）にありません。`opinions queue list --window {window}{_filters(status, everything)}` で確かめてください。変更は行っていません。")
-        r = q.iloc[row - 1]
+        q = _listing(engine, window, status, everything, offset=row - 1, limit=1) if row >= 1 else None
+        if q is None or q.empty:
+            total = _listing_count(engine, window, status, everything)
+            _err(f"番号 {row} は一覧（{window}{_filters(status, everything)}: {total:,} 件）にありません。`opinions queue list --window {window}{_filters(status, everything)}` で確かめてください。変更は行っていません。")
+        r = q.iloc[0]
         if not ask and r["read_code"] != seen.strip().lower():
             _err(
                 f"一覧の {row} 番は、表示した後に変わっています（今は意見 {r['opinion_id']}、確認コード {r['read_code']}。指定された確認コードは {seen.strip()}）。"

@@ -195,3 +195,81 @@ def test_the_windows_kind_is_accepted_as_people_say_it():
 
     assert [kind_from_input(k) for k in ("方針案", "候補一覧", " policy-draft ", None)] == ["policy-draft", "candidate-list", "policy-draft", None]
     assert load_window_meta(__import__("pathlib").Path("/nonexistent"), kind_from_input("方針案")).kind == "policy-draft"
+
+
+# --------------------------------------------------------------------------- issue 11: `queue list` in pages
+
+
+def test_list_page_and_the_rows_it_names():
+    from pipeline.cli import LIST_ALL_UP_TO, PER_PAGE, list_page, shown_rows
+
+    assert list_page(LIST_ALL_UP_TO, None, None) == (0, None, 1)  # a small window: everything, as before
+    assert list_page(200_000, None, None) == (0, PER_PAGE, 1)  # a campaign window: the first page
+    assert list_page(200_000, 3, None) == (2 * PER_PAGE, PER_PAGE, 3)
+    assert list_page(4, None, 3) == (0, 3, 1) and list_page(23, 2, 5) == (5, 5, 2)
+    for page, per_page, option in [(0, None, "--page"), (-1, 5, "--page"), (None, 0, "--per-page")]:
+        with pytest.raises(ValueError, match=f"{option} には 1 以上"):
+            list_page(10, page, per_page)
+    assert shown_rows(0, 50, 200_000) == "1〜50件目／全 200,000件"
+    assert shown_rows(1_000, 30, 1_030) == "1,001〜1,030件目／全 1,030件"
+
+
+def _listed_rows(output: str) -> dict[int, tuple[str, str]]:
+    """row number → (opinion id, 確認コード) as `queue list` prints them."""
+    return {int(m[0]): (m[1], m[2]) for m in re.findall(r"^\s*(\d+)  \[[^\]]+\] (\S+)  確認コード ([0-9a-f]{8})", output, flags=re.M)}
+
+
+def test_queue_list_pages_keep_the_row_numbers_decide_uses(tmp_path, monkeypatch):
+    """`queue list --page/--per-page` prints rows offset+1… of the same numbered listing, says which of
+    how many, and points to the next page; `queue decide --row N` reads only row N of that listing
+    (numbered_queue offset N-1, limit 1) with the same filters, so a row of page 2 decides what it showed."""
+    import pipeline.cli as cli
+    import pipeline.queue as q
+    from pipeline.queue import numbered_queue, open_queue, sync_window
+    from tests.test_queue import W, _big_batch
+
+    db = f"sqlite:///{tmp_path / 'q.db'}"
+    engine = open_queue(db)
+    sync_window(engine, W, _big_batch())  # 23 opinions
+    base = ["queue", "list", "--window", W, "--db", db, "--all"]
+
+    res = runner.invoke(app, [*base, "--page", "2", "--per-page", "5"])
+    assert res.exit_code == 0, res.output
+    assert f"{W}: 6〜10件目／全 23件" in res.output, res.output
+    rows = _listed_rows(res.output)
+    want = numbered_queue(engine, W, everything=True)
+    assert list(rows) == [6, 7, 8, 9, 10]
+    assert [rows[n] for n in rows] == [(want.loc[n - 1, "opinion_id"], want.loc[n - 1, "read_code"]) for n in rows]
+    assert f"次のページ: opinions queue list --window {W} --all --page 3 --per-page 5" in res.output, res.output
+
+    last = runner.invoke(app, [*base, "--page", "5", "--per-page", "5"])
+    assert last.exit_code == 0 and "21〜23件目／全 23件" in last.output and "次のページ" not in last.output, last.output
+    assert list(_listed_rows(last.output)) == [21, 22, 23]
+    for args, msg in [(["--page", "6", "--per-page", "5"], "6 ページ目はありません（" + W + " --all: 全 23件、1 ページ 5 件で 5 ページまで）"), (["--page", "0"], "--page には 1 以上"), (["--per-page", "0"], "--per-page には 1 以上")]:
+        res = runner.invoke(app, [*base, *args])
+        assert res.exit_code == 2 and msg in res.output, (args, res.output)
+
+    # no --page: everything when small (as before), the first page of PER_PAGE when large
+    everything = runner.invoke(app, base)
+    assert everything.exit_code == 0 and f"{W}: 23 件" in everything.output and list(_listed_rows(everything.output)) == list(range(1, 24)), everything.output
+    monkeypatch.setattr(cli, "LIST_ALL_UP_TO", 20)
+    monkeypatch.setattr(cli, "PER_PAGE", 8)
+    first = runner.invoke(app, base)
+    assert "1〜8件目／全 23件" in first.output and list(_listed_rows(first.output)) == list(range(1, 9)), first.output
+    assert "--page 2 --per-page 8" in first.output
+
+    # decide --row 7 (page 2 above): only that row is read, with the listing's filters
+    calls = []
+    real = q.numbered_queue
+    monkeypatch.setattr(q, "numbered_queue", lambda *a, **k: (calls.append((a[2:], k)), real(*a, **k))[1])
+    decide = ["queue", "decide", "--window", W, "--db", db, "--reviewer", "佐藤", "--all", "--only-this"]
+    res = runner.invoke(app, [*decide, "--row", "7", "--seen", rows[7][1], "--category", "共有すべきもの"])
+    assert res.exit_code == 0 and f"7 番 = 意見 {rows[7][0]}、1 件: {rows[7][0]}" in res.output, res.output
+    assert calls == [((None,), {"everything": True, "offset": 6, "limit": 1})]
+    assert numbered_queue(engine, W, "decided")["opinion_id"].tolist() == [rows[7][0]]
+    # the same row under another filter is another opinion: its code does not match
+    res = runner.invoke(app, [*decide[:-2], "--row", "7", "--seen", rows[7][1], "--category", "共有すべきもの"])
+    assert res.exit_code == 2 and "変わっています" in res.output, res.output
+    for row in ("0", "24"):
+        res = runner.invoke(app, [*decide, "--row", row, "--seen", rows[7][1], "--category", "共有すべきもの"])
+        assert res.exit_code == 2 and f"番号 {row} は一覧（{W} --all: 23 件）にありません" in res.output, res.output
