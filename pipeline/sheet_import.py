@@ -108,20 +108,23 @@ def _where(sheet: str, address: str) -> str:
 
 
 def _header(ws) -> tuple[int, dict[str, list]] | None:
-    """(row number, header → cells) of the first of the first rows that holds the group key column."""
-    for row in ws.iter_rows(min_row=1, max_row=min(HEADER_ROWS, ws.max_row)):
+    """(row number, header → cells) of the first of the first rows that holds the group key column.
+    Rows are numbered by position: a read-only sheet gives blank cells without an address."""
+    for number, row in enumerate(ws.iter_rows(min_row=1, max_row=HEADER_ROWS), start=1):
         names: dict[str, list] = {}
         for c in row:
             if c.value is not None and str(c.value).strip():
                 names.setdefault(str(c.value).strip(), []).append(c)
         if KEY_GROUP in names:
-            return row[0].row, names
+            return number, names
     return None
 
 
 def read_rows(workbook) -> tuple[list[SheetRow], list[Outcome]]:
     """The filled rows (any editable column non-blank) of every sheet with the key columns, and the
     problems of sheets that cannot be read (a key column missing, a column twice)."""
+    from openpyxl.utils import get_column_letter
+
     rows: list[SheetRow] = []
     problems: list[Outcome] = []
     wanted = (*DECISION_COLUMNS, *KEY_COLUMNS, WINDOW_COLUMN, BODY_COLUMN)
@@ -138,20 +141,27 @@ def read_rows(workbook) -> tuple[list[SheetRow], list[Outcome]]:
             problems.append(Outcome(ws.title, header_row, "error", tuple(sheet_problems)))
             continue
         columns = {h: cs[0].column for h, cs in names.items() if h in wanted}
-        for r in ws.iter_rows(min_row=header_row + 1, max_row=ws.max_row):
-            by_col = {c.column: c for c in r}
+        letters = {h: get_column_letter(col) for h, col in columns.items()}
+        # cells by position from column A: a read-only sheet's rows end at their last filled cell and
+        # its blank cells have no address, so a missing or blank cell is an empty Cell at its address
+        for number, r in enumerate(ws.iter_rows(min_row=header_row + 1, min_col=1), start=header_row + 1):
             cells = {}
             for h, col in columns.items():
-                c = by_col.get(col)
-                if c is not None:
-                    cells[h] = Cell(c.value, c.coordinate, c.data_type == "f")
+                c = r[col - 1] if col <= len(r) else None
+                value = None if c is None else c.value
+                cells[h] = Cell(value, f"{letters[h]}{number}", value is not None and c.data_type == "f")
             if any(_text(cells.get(h)) for h in DECISION_COLUMNS):
-                rows.append(SheetRow(ws.title, r[0].row, cells))
+                rows.append(SheetRow(ws.title, number, cells))
     return rows, problems
 
 
 def load_workbook_file(path: Path):
-    """The workbook at ``path`` (formulas as written, not their results), or SheetImportError."""
+    """The workbook at ``path`` (formulas as written, not their results), or SheetImportError.
+
+    Opened read-only: the import only reads, and a read-only workbook streams each sheet's XML instead
+    of building every cell of a 200,000-row export in memory. The caller closes it (``close()``). Each
+    sheet's recorded size is ignored: a file whose <dimension> is smaller than its rows (some writers
+    leave a stale one) would otherwise lose its last rows without a word."""
     from zipfile import BadZipFile
 
     from openpyxl import load_workbook
@@ -162,7 +172,10 @@ def load_workbook_file(path: Path):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # extensions Excel and LibreOffice write that openpyxl does not keep
-            return load_workbook(path, data_only=False)
+            workbook = load_workbook(path, read_only=True, data_only=False)
+        for ws in workbook.worksheets:
+            ws.reset_dimensions()
+        return workbook
     except (InvalidFileException, BadZipFile, KeyError, ValueError, OSError) as e:
         raise SheetImportError(f"{path} を Excel ファイル（.xlsx）として読めません。`opinions export` が書いた wt_export.xlsx（または Excel・LibreOffice で .xlsx として保存し直したもの）を指定してください。（{e}）") from None
 
@@ -363,9 +376,12 @@ def import_sheet(engine, base_domain: Domain, window: str, path: Path, reviewer:
     domain = window_domain(engine, window, base_domain)
     table = window_table(engine, window)
     workbook = load_workbook_file(path)
-    if not any(_header(ws) for ws in workbook.worksheets):
-        raise SheetImportError(f"{path} には取込用の列（{KEY_GROUP} など）のあるシートがありません。`opinions export` が書いた wt_export.xlsx に記入したファイルを指定してください。")
-    rows, problems = read_rows(workbook)
+    try:
+        if not any(_header(ws) for ws in workbook.worksheets):
+            raise SheetImportError(f"{path} には取込用の列（{KEY_GROUP} など）のあるシートがありません。`opinions export` が書いた wt_export.xlsx に記入したファイルを指定してください。")
+        rows, problems = read_rows(workbook)
+    finally:
+        workbook.close()  # a read-only workbook keeps the file open (on Windows, Excel could not save it)
     outcomes = problems + plan_rows(rows, table, domain, window, reviewer)
     blocked = any(o.result == "error" for o in outcomes) and not force
     if dry_run or blocked:

@@ -342,3 +342,57 @@ def test_files_that_are_not_an_export_are_refused_in_japanese(tmp_path, domain):
     res, _ = _import(made.xlsx, url, window="R9-none")
     assert res.exit_code == 2 and "キューにありません" in res.output
     assert set(KEY_COLUMNS) <= set(_header(load_workbook(made.xlsx)["共有すべきもの"]))
+
+
+def test_the_workbook_is_read_read_only_and_reads_as_an_editable_one(tmp_path):
+    """issue 11: the import opens the file read-only (streamed, never written) and closes it; it reads the
+    same rows and cells as a normally opened workbook — a title row above the header, blank cells, a
+    formula, a row left empty in between — and a stale <dimension> smaller than the sheet loses no row."""
+    import zipfile
+
+    from pipeline.export import DECISION_CATEGORY, DECISION_NOTE
+    from pipeline.sheet_import import load_workbook_file, read_rows
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "共有すべきもの"
+    ws.append(["照会回 R7 の意見"])  # a title row a person added
+    ws.append(["団体名（代表）", "照会回", DECISION_CATEGORY, "備考", DECISION_NOTE, *KEY_COLUMNS])
+    ws.append(["A市", W, "共有すべきもの", None, None, "1", "K1", 0, "0123abcd"])
+    ws.append(["B町", W, None, None, "メモだけ", "2", "K2", 1, "89abcdef"])
+    ws.append([])  # an empty row in between
+    ws.append([None, W, "=1+1", None, None, "3", "K3", 0, "deadbeef"])
+    ws.append(["C村", W, None, None, None, "4", "K4", 0, "00000000"])  # nothing filled: not read
+    ws.append([None, None, "抽象的なもの"])  # a filled row whose key cells are blank (A…B and F… empty)
+    path = tmp_path / "filled.xlsx"
+    wb.save(path)
+
+    def cells(rows):
+        return [(r.sheet, r.row, sorted(r.cells.items())) for r in rows]
+
+    editable = read_rows(load_workbook(path))
+    streamed = load_workbook_file(path)
+    assert streamed.read_only
+    try:
+        assert cells(read_rows(streamed)[0]) == cells(editable[0]) and not editable[1]
+    finally:
+        streamed.close()
+    rows = editable[0]
+    assert [r.row for r in rows] == [3, 4, 6, 8]
+    formula = rows[2].cells[DECISION_CATEGORY]
+    assert formula.formula and formula.address == "C6" and rows[3].cells[KEY_COLUMNS[0]].address == "F8"
+
+    # a writer that left the dimension of a smaller sheet: read-only openpyxl would stop at row 4
+    stale = tmp_path / "stale.xlsx"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(stale, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data, n = re.subn(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:I4"/>', data)
+                assert n == 1
+            dst.writestr(item, data)
+    streamed = load_workbook_file(stale)
+    try:
+        assert cells(read_rows(streamed)[0]) == cells(editable[0])
+    finally:
+        streamed.close()
