@@ -1,7 +1,9 @@
 """WT export: one row per duplicate group, Japanese columns and labels, for people in a meeting.
 
 ``wt_export.csv`` (UTF-8 with BOM, so Excel opens it) and ``wt_export.xlsx`` (header frozen, filters,
-readable widths; sheet 共有すべきもの and sheet 除外した意見).
+columns as wide as their content, rows as high as their wrapped text, printable as it opens: A3
+landscape, one page wide, the header on every page; sheet 共有すべきもの and sheet 除外した意見). Cited
+passages read as people name them (``explain.passage_label``), not as stored ids.
 
 The xlsx is also where the WT decides: each sheet has editable columns 「判断：分類」「判断：対象候補」
 (「判断：記載の有無」 in a policy-draft window)「判断：修正意見」「判断：メモ」, with drop-down lists of the
@@ -238,13 +240,17 @@ def prediction_disagreement(group: list[dict], domain: Domain) -> str:
 
 
 def _quoted(passage: str, quote: str) -> str:
+    """A cited passage as people name it (``explain.passage_label``: 「見出し」（ファイル、n 段落目）, not the
+    stored id ``file#heading#n``) and, on the next line, its quote in full."""
+    from pipeline.explain import passage_label  # the one rendering of a passage (explain loads sklearn: lazily)
+
     if not passage and not quote:
         return ""
-    return "\n".join(p for p in (passage, f"「{quote}」" if quote else "") if p)
+    return "\n".join(p for p in (passage_label(passage) if passage else "", f"「{quote}」" if quote else "") if p)
 
 
 def grounds(group: list[dict], first: dict) -> str:
-    """「根拠となる記載」 of a 解決済 group: the passage id and quote the model cited (blank if none)."""
+    """「根拠となる記載」 of a 解決済 group: the passage the model cited and its quote (blank if none)."""
     for m in [first, *group]:
         if _s(m, "resolved_by"):
             return _quoted(_s(m, "resolved_by"), _s(m, "resolved_quote"))
@@ -457,6 +463,56 @@ WIDTHS = {
     GROUNDS_COLUMN: 50, RELATED_COLUMN: 50, DECISION_CATEGORY: 22, DECISION_CANDIDATE: 34, DECISION_ADDRESSED: 14, DECISION_REVISION: 40, DECISION_NOTE: 30,
 }  # fmt: skip
 HEADER_FILL, DECISION_FILL = "DDEBF7", "FFF2CC"  # blue: read; yellow: what a person fills in
+# columns without a fixed width are sized by their content (header and the first rows): within these bounds
+SIZED_MIN, SIZED_MAX, LIST_MAX, WIDTH_SAMPLE = 8, 30, 40, 1_000
+# row heights (points) from the wrapped text: what Excel's "AutoFit row height" does by hand, which neither
+# Excel nor LibreOffice does for a file they open. Sized for Excel (the file's font is Calibri 11: a line
+# of Japanese text about 15 pt, a full-width character about 2.1 widths of "0"); LibreOffice with other
+# fonts (DejaVu Sans / IPAexGothic here) draws narrower and lower, so rows there keep a little room.
+# A row is cut at MAX_LINES lines (the cell holds the rest; Excel's row limit is 409 pt).
+LINE_PT, ROW_PAD_PT, MAX_LINES = 15.0, 4.0, 20
+# the model's long explanations count at most this many lines: a row is as high as the opinion and its
+# reason need, not as the model's reason (often 400 characters) would (the cell holds the rest)
+SECONDARY_LINES = 8
+SECONDARY = ("分類の理由（モデル）", "要確認の理由", DIFF_COLUMN, DISAGREE_COLUMN, GROUNDS_COLUMN, RELATED_COLUMN)
+UNIT = 1.05  # column-width units per display unit (a half-width character); a cell loses one unit to its margins
+
+
+def display_width(line: str) -> int:
+    """Width of one line of text in half-width characters: 2 for a full-width (Japanese) character, 1 for
+    ASCII. From the UTF-8 length (C speed, no loop over characters): Japanese characters take 3 bytes,
+    ASCII 1 (Latin accents count 1.5, half-width katakana 2: a little too wide, never too narrow)."""
+    return len(line) + (len(line.encode("utf-8", "surrogatepass")) - len(line)) // 2
+
+
+def text_lines(value: object, width: float) -> int:
+    """Lines a value takes when wrapped in a column ``width`` wide (column-width units), each paragraph
+    wrapped on its own."""
+    if value is None or value == "":
+        return 1
+    per_line = max(1.0, (width - 1) / UNIT)
+    return sum(max(1, -(-display_width(part) // per_line)) for part in str(value).split("\n"))
+
+
+def row_height(values, widths: list[float | None], caps: list[int] | None = None) -> float:
+    """A row's height in points: its tallest wrapped cell, each cell counted up to its cap (``caps``, else
+    ``MAX_LINES``), at most ``MAX_LINES`` lines; a width None is a hidden column, not counted."""
+    caps = caps or [MAX_LINES] * len(widths)
+    lines = max((min(text_lines(v, w), cap) for v, w, cap in zip(values, widths, caps) if w is not None and v is not None and v != ""), default=1)
+    return min(int(lines), MAX_LINES) * LINE_PT + ROW_PAD_PT
+
+
+def column_width(header: str, values, choices: list[str] | None = None) -> float:
+    """Width of a column: fixed for the long texts (``WIDTHS``); else from the widest line of the header,
+    its values (a sample) and its drop-down choices, within bounds — 「未判断（モデルの分類）」 and
+    「2026-11-22 10:00」 on one line, a long status wrapped at ``SIZED_MAX``."""
+    if header in WIDTHS:
+        fixed = WIDTHS[header]
+        if choices:  # a drop-down column: wide enough for its longest choice
+            fixed = max(fixed, min(LIST_MAX, round(max(display_width(c) for c in choices) * UNIT + 2)))
+        return fixed
+    widest = max((display_width(line) for v in (header, *values) if not _null(v) and v != "" for line in str(v).split("\n")), default=0)
+    return float(min(SIZED_MAX, max(SIZED_MIN, round(widest * UNIT + 2))))
 
 
 def fit_cell(value: object) -> object:
@@ -490,7 +546,7 @@ def write_export(groups: pd.DataFrame, out_dir: Path, choices: dict[str, list[st
     wb = Workbook(write_only=True)
     # sheets in file order: the two the WT reads first (the first one active), the hidden lists last
     for title, part in (("共有すべきもの", groups[groups["区分"] == "共有"] if len(groups) else groups), ("除外した意見", groups[groups["区分"] == "除外"] if len(groups) else groups)):
-        _write_sheet(wb, wb.create_sheet(title), part, _choice_names(choices) if choices else {})
+        _write_sheet(wb, wb.create_sheet(title), part, _choice_names(choices) if choices else {}, choices)
     if choices:
         _choices_sheet(wb, choices)
     wb.save(paths["xlsx"])
@@ -518,7 +574,7 @@ def _choices_sheet(wb, choices: dict[str, list[str]]) -> None:
         wb.defined_names[name] = DefinedName(name, attr_text=f"{quote_sheetname(CHOICES_SHEET)}!${col}$2:${col}${max(2, len(choices[header]) + 1)}")
 
 
-def _write_sheet(wb, ws, part: pd.DataFrame, names: dict[str, str]) -> None:
+def _write_sheet(wb, ws, part: pd.DataFrame, names: dict[str, str], choices: dict[str, list[str]] | None = None) -> None:
     """One sheet, streamed: widths, hidden key columns, the frozen header, filters and drop-down lists are
     declared before the rows (a write-only sheet writes them around its rows); every cell wraps, and a
     text a spreadsheet would evaluate is written as text marked quote-prefixed."""
@@ -529,10 +585,15 @@ def _write_sheet(wb, ws, part: pd.DataFrame, names: dict[str, str]) -> None:
 
     cols = list(part.columns)
     last = max(len(part) + 1, 2)
-    for i, c in enumerate(cols, start=1):
+    sample = part.head(WIDTH_SAMPLE)
+    widths = [column_width(c, sample[c].tolist(), (choices or {}).get(c)) for c in cols]
+    for i, (c, width) in enumerate(zip(cols, widths), start=1):
         letter = get_column_letter(i)
-        ws.column_dimensions[letter].width = WIDTHS.get(c, max(10, min(24, len(c) * 2 + 2)))
+        ws.column_dimensions[letter].width = width
         ws.column_dimensions[letter].hidden = c in KEY_COLUMNS
+    shown = [None if c in KEY_COLUMNS else w for c, w in zip(cols, widths)]
+    caps = [SECONDARY_LINES if c in SECONDARY else MAX_LINES for c in cols]
+    _print_setup(ws)
     for header, name in names.items():
         if header in cols:
             letter = get_column_letter(cols.index(header) + 1)
@@ -546,20 +607,20 @@ def _write_sheet(wb, ws, part: pd.DataFrame, names: dict[str, str]) -> None:
     ws.freeze_panes = "A2"
     if cols:
         ws.auto_filter.ref = f"A1:{get_column_letter(len(cols))}{len(part) + 1}"
-    bold = Font(bold=True)
+    bold, header_align = Font(bold=True), Alignment(wrap_text=True, vertical="center")
     fills = {True: PatternFill("solid", fgColor=DECISION_FILL), False: PatternFill("solid", fgColor=HEADER_FILL)}
     head = []
     for c in cols:
         cell = WriteOnlyCell(ws, value=c)
-        cell.font, cell.fill = bold, fills[c in DECISION_COLUMNS]
+        cell.font, cell.fill, cell.alignment = bold, fills[c in DECISION_COLUMNS], header_align
         head.append(cell)
-    ws.append(head)
+    _append(ws, 1, head, row_height(cols, shown))
     # every cell wraps: the style is looked up once and its index array copied into each cell (assigning
     # the Alignment per cell hashed and compared it every time: half the time of a large sheet)
     proto = WriteOnlyCell(ws)
     proto.alignment = Alignment(wrap_text=True, vertical="top")
     wrapped = proto._style
-    for rec in part.itertuples(index=False):
+    for index, rec in enumerate(part.itertuples(index=False), start=2):
         row = []
         for v in rec:
             v = v.item() if hasattr(v, "item") else v
@@ -572,7 +633,33 @@ def _write_sheet(wb, ws, part: pd.DataFrame, names: dict[str, str]) -> None:
                 cell.data_type = "s"
                 cell.quotePrefix = True
             row.append(cell)
-        ws.append(row)
+        _append(ws, index, row, row_height([c.value for c in row], shown, caps))
+
+
+def _append(ws, index: int, row: list, height: float) -> None:
+    """Stream row ``index`` (1 = the header) with its height: a write-only sheet writes a row's
+    ``row_dimensions`` as the row is appended, so the height is set just before and dropped just after
+    (memory stays constant)."""
+    ws.row_dimensions[index].height = height
+    ws.append(row)
+    del ws.row_dimensions[index]
+
+
+def _print_setup(ws) -> None:
+    """Printable as it is: A3 landscape, all columns on one page wide (as many pages down as needed), the
+    header row on every page, grid lines. Columns a person hides are left out of the print, and the page
+    scales up to fill the width again."""
+    from openpyxl.worksheet.properties import PageSetupProperties
+    from openpyxl.worksheet.worksheet import Worksheet
+
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = Worksheet.PAPERSIZE_A3
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.print_title_rows = "1:1"
+    ws.print_options.gridLines = True
+    ws.page_margins.left = ws.page_margins.right = 0.4
+    ws.page_margins.top = ws.page_margins.bottom = 0.6
 
 
 # --------------------------------------------------------------------------- one call for the meeting materials

@@ -322,12 +322,17 @@ def test_xlsx_survives_a_libreoffice_resave(tmp_path, domain):
     for k, c in before.items():
         if isinstance(c.value, str) and c.value.startswith(("=", "@", "-", "+")):
             assert after[k].data_type == "s", k  # still text, not a formula, after Calc saved it
+    old, new = load_workbook(paths["xlsx"]), load_workbook(resaved / "wt_export.xlsx")
+    for title in ("共有すべきもの", "除外した意見"):  # Calc keeps the row heights and the print set-up
+        heights = {r: d.height for r, d in old[title].row_dimensions.items()}
+        assert heights and all(abs((new[title].row_dimensions[r].height or 0) - h) < 1 for r, h in heights.items()), title
+        assert new[title].page_setup.orientation == "landscape" and new[title].print_title_rows == "$1:$1"
 
 
 # --------------------------------------------------------------------------- issue 8 item 4: the passages behind a decision
 
 
-PASSAGE = "推進方針案_01.md#3．スケジュール#2"
+PASSAGE = "推進方針案_01.md#3．スケジュール#2"  # as the batch stores it
 QUOTE = "移行期限は令和10年度末とし、保守契約が残る団体には個別に経過措置を設ける。"
 
 
@@ -351,9 +356,11 @@ def _evidence_table(tmp_path, with_columns=True):
 def test_grounds_and_related_passages_in_export_and_report(tmp_path, domain):
     table = _evidence_table(tmp_path)
     g = group_rows(table, domain, "policy-draft").set_index("グループID")
-    assert g.loc["G1", "根拠となる記載"] == f"{PASSAGE}\n「{QUOTE}」"
+    # the passage as people name it (explain.passage_label), not the stored id 「file#heading#n」
+    assert g.loc["G1", "根拠となる記載"] == f"「3．スケジュール」（推進方針案_01.md、2 段落目）\n「{QUOTE}」"
     related = g.loc["G2", "関連する記載"]
-    assert related.startswith("推進方針案_01.md#4．費用負担#1\n「費用負担の考え方は別途示す。」") and "（モデルの判定：記載なし）" in related
+    assert related.startswith("「4．費用負担」（推進方針案_01.md、1 段落目）\n「費用負担の考え方は別途示す。」") and "（モデルの判定：記載なし）" in related
+    assert "#" not in g.loc["G1", "根拠となる記載"] + related
     assert g.loc["G2", "記載の有無"] == ""  # the WT's own judgement is not prefilled by the model
     assert g.loc["G2", "根拠となる記載"] == "" and g.loc["G1", "関連する記載"] == "" and g.loc["G3", "根拠となる記載"] == ""
     paths = write_export(g.reset_index(), tmp_path / "out")
@@ -612,3 +619,89 @@ def test_export_window_is_what_the_export_command_writes(tmp_path, domain):
 
 def _xlsx_values(path):
     return {k: c.value for k, c in _xlsx_cells(path).items()}
+
+
+# --------------------------------------------------------------------------- a sheet people read and print as it opens
+
+
+def _sheet_dims(path, title="共有すべきもの"):
+    """Header → column width, and row number → height, of an exported sheet."""
+    from openpyxl.utils import get_column_letter
+
+    ws = load_workbook(path)[title]
+    header = [c.value for c in ws[1]]
+    return ws, {h: ws.column_dimensions[get_column_letter(i + 1)].width for i, h in enumerate(header)}, {r: ws.row_dimensions[r].height for r in range(1, ws.max_row + 1)}
+
+
+def test_rows_are_as_high_as_their_wrapped_text_up_to_a_cap(tmp_path, domain):
+    from pipeline.export import LINE_PT, MAX_LINES
+
+    long = "共通化の費用負担を団体ごとに示されたい。" * 15  # 300 full-width characters: ~11 lines in 「意見」 (60 wide)
+    huge = "移行経費の財政支援を求める。" * 300  # far over the cap
+    _, table = _table(tmp_path, ["短い意見。", long, "一行目\n二行目\n三行目\n四行目", huge], ["SHARE"] * 4, groups=["G1", "G2", "G3", "G4"], reps=["1", "2", "3", "4"])
+    paths = write_export(group_rows(table, domain, "policy-draft"), tmp_path / "out")
+    ws, widths, heights = _sheet_dims(paths["xlsx"])
+    rows = {ws.cell(row=r, column=[c.value for c in ws[1]].index("代表意見ID") + 1).value: r for r in range(2, ws.max_row + 1)}
+    assert all(h is not None for h in heights.values()), heights  # every row, header included, has a height
+    short, tall, paras, capped = (heights[rows[k]] for k in ("1", "2", "3", "4"))
+    assert short == 3 * LINE_PT + 4  # its tallest cell: 「対象候補」 C00's 30-character name in a 30-wide column
+    assert 10 * LINE_PT <= tall <= 13 * LINE_PT + 5, tall  # 600 half-widths over ~56 per line
+    assert 4 * LINE_PT <= paras < 6 * LINE_PT  # each line break starts a line
+    assert capped == MAX_LINES * LINE_PT + 4 <= 409  # Excel's row limit
+
+
+def test_short_columns_are_as_wide_as_their_content(tmp_path, domain):
+    from pipeline.export import SIZED_MAX, display_width
+
+    table, g = _groups(tmp_path, domain)
+    paths = write_export(g, tmp_path / "out")
+    _, widths, _ = _sheet_dims(paths["xlsx"])
+    row = g[g["区分"] == "共有"].iloc[0]
+    for col in ("分類", "判断状況", "判断日時", "判断：分類"):  # 「共有すべきもの」「確定」「2026-… 10:00」 on one line
+        assert widths[col] >= display_width(str(row[col])) + 1, (col, widths[col], row[col])
+    assert widths["判断日時"] >= 17 and widths["分類"] >= 15  # the old widths: 10 and 10
+    assert widths["区分"] <= 10  # 「共有」 stays narrow
+    pending = g.copy()
+    pending["判断状況"] = "未判断・予測不一致（グループ内でモデルの分類が異なる）"
+    _, wide, _ = _sheet_dims(write_export(pending, tmp_path / "out2")["xlsx"])
+    assert 24 <= wide["判断状況"] <= SIZED_MAX  # a long status wraps at the bound
+    assert wide["意見"] == 60  # the long texts keep their fixed widths
+
+
+def test_both_sheets_print_landscape_one_page_wide_with_the_header_on_every_page(tmp_path, domain):
+    _, g = _groups(tmp_path, domain)
+    paths = write_export(g, tmp_path / "out")
+    wb = load_workbook(paths["xlsx"])
+    for title in ("共有すべきもの", "除外した意見"):
+        ws = wb[title]
+        assert ws.page_setup.orientation == "landscape" and int(ws.page_setup.paperSize) == int(ws.PAPERSIZE_A3), title
+        assert ws.sheet_properties.pageSetUpPr.fitToPage and int(ws.page_setup.fitToWidth) == 1 and int(ws.page_setup.fitToHeight) == 0, title
+        assert ws.print_title_rows == "$1:$1" and ws.print_options.gridLines, title
+
+
+def test_row_heights_are_streamed_not_kept(tmp_path, domain, monkeypatch):
+    """The streamed sheet writes each row's height as the row goes out and keeps none (issue 11: memory
+    does not grow with the window)."""
+    from openpyxl.worksheet._write_only import WriteOnlyWorksheet
+
+    kept = []
+    close = WriteOnlyWorksheet.close
+
+    def spy(ws):
+        kept.append(len(ws.row_dimensions))
+        close(ws)
+
+    monkeypatch.setattr(WriteOnlyWorksheet, "close", spy)
+    _, g = _groups(tmp_path, domain)
+    write_export(g, tmp_path / "out")
+    assert kept and set(kept) == {0}
+
+
+def test_a_long_model_reason_does_not_make_the_row_as_high_as_itself(tmp_path, domain):
+    from pipeline.export import LINE_PT, SECONDARY_LINES
+
+    _, table = _table(tmp_path, ["短い意見。", "短い意見です。"], ["SHARE", "SHARE"], groups=["G1", "G2"], reps=["1", "2"])
+    g = group_rows(table, domain, "policy-draft")
+    g["分類の理由（モデル）"] = ["判断フローチャートの①〜⑥のいずれにも当たらないため共有すべきもの。" * 20, ""]  # ~23 lines in 50 wide
+    _, _, heights = _sheet_dims(write_export(g, tmp_path / "out")["xlsx"])
+    assert heights[2] == SECONDARY_LINES * LINE_PT + 4 and heights[3] < heights[2]
