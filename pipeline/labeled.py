@@ -31,7 +31,7 @@ def validate(frame: pd.DataFrame, domain: Domain, source: str = "labelled data",
     errors: list[str] = []
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
-        raise LabeledDataError(f"{source}: missing columns {missing}")
+        raise LabeledDataError(f"{source}: 列 {missing} がありません")
 
     def rows(mask) -> str:
         ids = frame.loc[mask, "opinion_id"].tolist()
@@ -39,27 +39,27 @@ def validate(frame: pd.DataFrame, domain: Domain, source: str = "labelled data",
 
     bad_cat = ~frame["category"].isin(domain.category_codes)
     if bad_cat.any():
-        errors.append(f"unknown category codes {sorted(set(frame.loc[bad_cat, 'category']))} in rows {rows(bad_cat)}")
+        errors.append(f"分類コード {sorted(set(frame.loc[bad_cat, 'category']))} は定義にありません（行: {rows(bad_cat)}）")
     allowed = {w: {c.id for c in cl.candidates} for w, cl in (lists or {}).items()}
     base = set(domain.candidate_ids)
     bad_cand = pd.Series([c not in allowed.get(w, base) for w, c in zip(frame["window"], frame["candidate_id"])], index=frame.index, dtype=bool)
     if bad_cand.any():
-        errors.append(f"unknown candidate ids {sorted(set(frame.loc[bad_cand, 'candidate_id']))} in rows {rows(bad_cand)}")
+        errors.append(f"対象候補 ID {sorted(set(frame.loc[bad_cand, 'candidate_id']))} はその照会回の候補一覧にありません（行: {rows(bad_cand)}）")
     dup_id = frame["opinion_id"].duplicated(keep=False)
     if dup_id.any():
-        errors.append(f"duplicate opinion_id in rows {rows(dup_id)}")
+        errors.append(f"opinion_id が重複しています（行: {rows(dup_id)}）")
     empty = frame["text"].str.strip() == ""
     if empty.any():
-        errors.append(f"empty text in rows {rows(empty)}")
+        errors.append(f"意見の本文が空です（行: {rows(empty)}）")
     bad_split = ~frame["split"].isin(SPLITS if lists is None or not any(frame["split"] == HELDOUT) else (*SPLITS, HELDOUT))
     if bad_split.any():
-        errors.append(f"split must be one of {SPLITS} in rows {rows(bad_split)}")
+        errors.append(f"split は {SPLITS} のいずれかにしてください（行: {rows(bad_split)}）")
     grouped = frame[frame["dup_group"] != ""].groupby("dup_group")
     for g, members in grouped:
         if members["category"].nunique() > 1 or members["candidate_id"].nunique() > 1:
-            errors.append(f"duplicate group {g} has mixed labels: " + ", ".join(f"{i}={c}/{k}" for i, c, k in members[["opinion_id", "category", "candidate_id"]].itertuples(index=False)))
+            errors.append(f"重複グループ {g} の中でラベルが異なります: " + ", ".join(f"{i}={c}/{k}" for i, c, k in members[["opinion_id", "category", "candidate_id"]].itertuples(index=False)))
         if members["split"].nunique() > 1:
-            errors.append(f"duplicate group {g} straddles the train/dev split")
+            errors.append(f"重複グループ {g} が train と dev にまたがっています")
     if errors:
         raise LabeledDataError(f"{source}: " + "\n".join(errors))
 
@@ -67,7 +67,7 @@ def validate(frame: pd.DataFrame, domain: Domain, source: str = "labelled data",
 def load_labeled(path: Path = paths.LABELED_CSV, domain: Domain | None = None) -> pd.DataFrame:
     """Load and validate the labelled corpus; every column is a string ("" for empty)."""
     if not path.exists():
-        raise FileNotFoundError(f"{path}: labelled data not found (data/labeled/opinions.csv is part of the repository)")
+        raise FileNotFoundError(f"{path}: ラベル付きデータが見つかりません（data/labeled/opinions.csv はリポジトリに含まれています）")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
     validate(frame, domain or load_domain(), str(path))
     return frame

@@ -20,13 +20,13 @@ def test_good_frame_passes(domain):
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda f: f.assign(category=["SHARE", "SHARE", "ABSTRACTT"]), "unknown category"),
-        (lambda f: f.assign(candidate_id=["C01", "C01", "C14"]), "unknown candidate"),
-        (lambda f: f.assign(opinion_id=["W1-0001", "W1-0001", "W6-0001"]), "duplicate opinion_id"),
-        (lambda f: f.assign(category=["SHARE", "RESOLVED", "ABSTRACT"]), "mixed labels"),
-        (lambda f: f.assign(split=["train", "dev", "dev"]), "straddles"),
-        (lambda f: f.assign(text=["意見1", " ", "x"]), "empty text"),
-        (lambda f: f.drop(columns=["split"]), "missing columns"),
+        (lambda f: f.assign(category=["SHARE", "SHARE", "ABSTRACTT"]), "分類コード"),
+        (lambda f: f.assign(candidate_id=["C01", "C01", "C14"]), "対象候補 ID"),
+        (lambda f: f.assign(opinion_id=["W1-0001", "W1-0001", "W6-0001"]), "opinion_id が重複"),
+        (lambda f: f.assign(category=["SHARE", "RESOLVED", "ABSTRACT"]), "ラベルが異なります"),
+        (lambda f: f.assign(split=["train", "dev", "dev"]), "またがっています"),
+        (lambda f: f.assign(text=["意見1", " ", "x"]), "本文が空"),
+        (lambda f: f.drop(columns=["split"]), "がありません"),
     ],
 )
 def test_bad_frames_fail(domain, mutate, message):
