@@ -322,9 +322,15 @@ def fit_opinion_model(
     epsilons, cand_threshold, policy_report = choose_epsilons(P, y_idx, classes, cand_ok, mfit.oof_conf, targets, SHARE_EPSILON)
 
     # off-domain threshold: how close an in-domain opinion is to the labelled opinions of *other* writers
+    # or to its own window's documents, whichever is closer — the relevance classify computes at run time
+    # (a window about new systems is far from every other writer's opinions, but close to its documents)
     lwo = np.zeros(len(X))
     for tr, te in splits:
         lwo[te] = (emb[te] @ emb[tr].T).max(axis=1)
+    for w, index in indexes.items():
+        rows = np.flatnonzero(X["window"].to_numpy() == w)
+        if len(rows) and len(index):
+            lwo[rows] = np.maximum(lwo[rows], (emb[rows] @ index.emb.T).max(axis=1))
     min_relevance = float(np.quantile(lwo, RELEVANCE_QUANTILE))
     min_typical = float(np.quantile(lwo, TYPICAL_QUANTILE))
     policy = ConformalPolicy(tuple(classes), 1 - P[np.arange(len(X)), y_idx], y_idx, epsilons, cand_threshold, 0.5, min_relevance, min_typical, policy_report)
