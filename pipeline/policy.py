@@ -117,6 +117,10 @@ class ConformalPolicy:
 
 
 # review reason codes (structured; rendered in Japanese by explain.REVIEW_LABELS)
+# a candidate the mapping gives less than even odds goes to a person whatever the out-of-fold search chose:
+# there the true system was always on the list, while a window's list may lack it (issue 13: the top two
+# close together go to review)
+CANDIDATE_FLOOR = 0.5
 REVIEW_CODES = ("ingest", "ambiguous", "no_fit", "outside_set", "share_possible", "resolved_unsupported", "candidate_low", "off_domain", "atypical")
 
 
@@ -142,7 +146,7 @@ def review_codes(
             codes.append("share_possible")
         if pred[i] == r and coverage[i] < policy.min_coverage:
             codes.append("resolved_unsupported")
-        if cand_conf[i] < policy.candidate_threshold:
+        if cand_conf[i] < max(policy.candidate_threshold, CANDIDATE_FLOOR):
             codes.append("candidate_low")
         if relevance[i] < policy.min_relevance:
             codes.append("off_domain")
@@ -166,7 +170,7 @@ def choose_epsilons(proba: np.ndarray, y: np.ndarray, classes: Sequence[str], ca
         e = np.array([share_epsilon if c == SHARE else eps for c in classes])
         in_set = pv > e[None, :]
         single = in_set.sum(1) == 1
-        for tk in np.round(np.arange(0.0, 1.0, 0.05), 2):
+        for tk in np.round(np.arange(CANDIDATE_FLOOR, 1.0, 0.05), 2):
             auto = single & (in_set[np.arange(len(y)), pred]) & (cand_conf >= tk)
             if not auto.any():
                 continue

@@ -67,6 +67,14 @@ def test_choose_epsilons_meets_targets_on_held_out_scores():
     auto = np.array([not c for c in codes])
     assert (pred == y)[auto].mean() >= 0.95 and cand_ok[auto].mean() >= 0.97
     assert rep["review_rate"] == pytest.approx(1 - auto.mean())
+    assert not any(a for a, c in zip(auto, cand_conf) if c < 0.5)  # less than even odds on the candidate: a person reads it
+
+
+def test_a_candidate_below_even_odds_goes_to_review_whatever_the_policy_chose():
+    p, y = _synthetic(n=200, seed=5)
+    pol = ConformalPolicy(tuple(CLASSES), 1 - p[np.arange(len(y)), y], y, {"SHARE": 0.02, "*": 0.3}, 0.0)
+    codes = review_codes(p.argmax(1), pol.sets(p), CLASSES, np.ones(len(y)), np.full(len(y), 0.47), np.ones(len(y)), pol, np.zeros(len(y), bool))
+    assert all("candidate_low" in c for c in codes)
 
 
 def test_predict_fills_every_row_with_structured_columns(tiny_model_dir, labeled, domain, corpus_refs):

@@ -16,8 +16,10 @@ from pipeline.normalize import normalise
 
 pytestmark = pytest.mark.slow
 
-OPINION = "仮ナンバーを借りたまま返さない人が、別の市町村で改めて借りようとしても、窓口ではそれを知る手段がない。貸出しの情報を市町村の間で共有できるようにしてほしい。"
+# a system no labelled window is about (仮ナンバー was the example until R9, which is about it, joined training)
+OPINION = "空き家バンクに登録した物件の情報が市町村ごとに別々のサイトに載っていて、移住を考える人は自治体を比べにくい。空き家バンクの物件情報を共通の様式で載せ、市町村をまたいで探せるようにしてほしい。"
 SYSTEMS = {
+    "vacant": ("移住希望者向け物件情報（空き家バンク）の登録・紹介システム", "国土交通省", "市町村が運営する空き家バンクの物件登録と、利用を希望する人の登録、物件の紹介を共通のシステムで行う。"),
     "temp": ("自動車臨時運行許可（仮ナンバー）の申請・管理システム", "国土交通省", "市町村が行う自動車の臨時運行許可（仮ナンバー）の申請受付、許可証と番号標の貸出し・返納の管理を共通のシステムで行う。"),
     "food": ("食品衛生法に基づく営業許可・届出システム", "厚生労働省", "飲食店等の営業許可の申請と届出を、保健所が共通のシステムで受け付ける。"),
     "hunt": ("狩猟免許・鳥獣捕獲等許可の申請システム", "環境省", "狩猟免許の申請・更新と鳥獣の捕獲等の許可の申請を共通のシステムで受け付ける。"),
@@ -43,12 +45,12 @@ def _predict(model, domain):
 
 
 def test_the_window_list_decides_the_candidate(default_model, domain):
-    r = _predict(default_model, _domain(domain, [("K01", "food"), ("K02", "temp"), ("K03", "hunt")]))
-    assert r["candidate_id"] == "K02" and r["candidate_name"].startswith("自動車臨時運行許可")
+    r = _predict(default_model, _domain(domain, [("K01", "food"), ("K02", "vacant"), ("K03", "hunt")]))
+    assert r["candidate_id"] == "K02" and r["candidate_name"].startswith("移住希望者向け物件情報")
     # the same system under another id, elsewhere in the list: the decision follows
-    r = _predict(default_model, _domain(domain, [("R9-01", "temp"), ("R9-02", "house"), ("R9-03", "food")]))
+    r = _predict(default_model, _domain(domain, [("R9-01", "vacant"), ("R9-02", "house"), ("R9-03", "food")]))
     assert r["candidate_id"] == "R9-01"
-    assert "name:仮ナンバー" in r["candidate_evidence"].split("|")  # the short name in the opinion tied it
+    assert "name:空き家バンク" in r["candidate_evidence"].split("|")  # the short name in the opinion tied it
 
 
 def test_a_system_missing_from_the_list_is_not_forced_onto_another(default_model, domain):
