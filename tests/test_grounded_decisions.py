@@ -70,5 +70,8 @@ def test_comments_of_another_consultation_are_flagged_not_decided(default_model,
     index = reference_index(load_bundled_references().passages, domain, an)
     out = classify_frame(default_model, frame, domain, index, "candidate-list", an=an)
     assert len(out) == len(c)
-    assert out["review_codes"].str.contains("off_domain").mean() >= 0.99
+    # regression guard: 99.2 % before whole windows about new systems joined training, 93.7 % now (issue 13's
+    # closing note); every one of them still goes to a person (0 of 2,622 decided automatically)
+    assert out["review_codes"].str.contains("off_domain").mean() >= 0.90
+    assert out["needs_review"].astype(bool).mean() >= 0.99
     assert not ((out["category"] == "SHARE") & ~out["needs_review"].astype(bool)).any()
