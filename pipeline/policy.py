@@ -116,11 +116,11 @@ class ConformalPolicy:
         )  # fmt: skip
 
 
-# review reason codes (structured; rendered in Japanese by explain.REVIEW_LABELS)
 # a candidate the mapping gives less than even odds goes to a person whatever the out-of-fold search chose:
 # there the true system was always on the list, while a window's list may lack it (issue 13: the top two
 # close together go to review)
 CANDIDATE_FLOOR = 0.5
+# review reason codes (structured; rendered in Japanese by explain.REVIEW_LABELS)
 REVIEW_CODES = ("ingest", "ambiguous", "no_fit", "outside_set", "share_possible", "resolved_unsupported", "candidate_low", "off_domain", "atypical")
 
 
