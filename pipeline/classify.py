@@ -19,7 +19,7 @@ from pipeline.explain import SEP, observation_codes, render, top_cues
 from pipeline.grounding import PassageIndex, build_index, ground, grounding_frame, opinion_side
 from pipeline.mapping import FIT_COLUMNS, CandidateProfiles, build_profiles, evidence_codes, list_fit, pair_features as mapping_features, sentence_embeddings, softmax_rows
 from pipeline.model import ModelFileError, OpinionModel, load_model, prepare, save_model  # noqa: F401  (re-exported)
-from pipeline.policy import RESOLVED, SHARE, apply_platt, compose, review_codes
+from pipeline.policy import RESOLVED, SHARE, apply_platt, compose, review_codes, window_unrelated
 from pipeline.tokenize import FugashiTokenizer
 
 # ingest statuses that send an opinion to a person whatever the model says
@@ -66,10 +66,12 @@ def candidate_profiles(model: OpinionModel, domain: Domain, an: Analysers, index
     return build_profiles(domain, an.encode, an.lemmatize, index, names)
 
 
-def candidate_scores(model: OpinionModel, profiles: CandidateProfiles, texts: list[str], emb: np.ndarray, sent_emb: list[np.ndarray], learned: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The mapping's pair features (opinions × candidates × features) and P(candidate) per opinion."""
+def candidate_scores(model: OpinionModel, profiles: CandidateProfiles, texts: list[str], emb: np.ndarray, sent_emb: list[np.ndarray], learned: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The mapping's pair features (opinions × candidates × features), its pair logits (how well each
+    candidate fits, on its own) and P(candidate) per opinion (the logits compared within the list)."""
     F = mapping_features(profiles, texts, emb, sent_emb, precedent_vectors=model.precedent_vectors, learned=learned, learned_names=model.learned_names)
-    return F, softmax_rows(model.mapping.scores(F), model.mapping_temperature)
+    S = model.mapping.scores(F)
+    return F, S, softmax_rows(S, model.mapping_temperature)
 
 
 # what a row's decision depends on: rows equal in all of these (exact copies, same normalised text) are
@@ -115,6 +117,9 @@ def predict(
             starts = tqdm(starts, desc="分類", unit="batch", total=(len(X) + batch - 1) // batch)
         parts = [_predict_part(model, X.iloc[i : i + batch].reset_index(drop=True), domain, index, kind, explain, an, profiles) for i in starts]
     res = pd.concat(parts, ignore_index=True)
+    if window_unrelated(res["reference_relevance"].to_numpy(), model.policy):
+        res["review_codes"] = [SEP.join([*filter(None, c.split(SEP)), "window_unrelated"]) for c in res["review_codes"]]
+        res["needs_review"] = True
     for c in res.columns:
         out[c] = res[c].to_numpy()[inverse]
     return out
@@ -124,7 +129,7 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
     text_classes, cand_classes, classes = model.text_classes, profiles.ids, list(model.categories)
     emb = an.encode(X["match_text"])
     texts = X["match_text"].tolist()
-    Fm, p_cand = candidate_scores(model, profiles, texts, emb, sentence_embeddings(texts, an.encode), model.learned_proba(X))
+    Fm, fit, p_cand = candidate_scores(model, profiles, texts, emb, sentence_embeddings(texts, an.encode), model.learned_proba(X))
     X = X.copy()
     X[list(FIT_COLUMNS)] = list_fit(Fm, profiles)
     Xt = model.text.named_steps["features"].transform(X)
@@ -150,7 +155,12 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
     status = X["ingest_status"].fillna("").tolist() if "ingest_status" in X.columns else [""] * n
     flagged = np.array([any(f in s.split("+") for f in INGEST_FLAGS) for s in status])
     cand_conf = p_cand.max(1)
-    codes = review_codes(pred, in_set, classes, cov, cand_conf, relevance, model.policy, flagged)
+    # how well the chosen candidate fits on its own (a softmax is sure of the best of a list that lacks
+    # the opinion's system), and whether anything on the list fits, the cross-cutting 全般 included
+    general = np.array([p.general for p in profiles.profiles])
+    cand_fit = np.where(general[cand_idx], np.inf, fit[np.arange(n), cand_idx]) if n else np.zeros(0)
+    any_fit = fit.max(axis=1) if fit.shape[1] else np.full(n, -np.inf)
+    codes = review_codes(pred, in_set, classes, cov, cand_conf, relevance, model.policy, flagged, cand_fit, any_fit)
     share = classes.index(SHARE)
     # 記載の有無 is judged against the window's own drafts only (the bundled base set holds no draft)
     drafts = kind == "policy-draft" and index is not None and len(index) > 0 and index.source != "bundled"

@@ -273,7 +273,7 @@ def mapping_by_list_size(model: OpinionModel, rows: pd.DataFrame, domain: Domain
                 if not len(sel):
                     continue
                 prof = candidate_profiles(model, wd.with_candidates(chosen), an, None)
-                _, p = candidate_scores(model, prof, frame["match_text"].iloc[sel].tolist(), emb[sel], [sent[i] for i in sel], learned[sel])
+                _, _, p = candidate_scores(model, prof, frame["match_text"].iloc[sel].tolist(), emb[sel], [sent[i] for i in sel], learned[sel])
                 pick = p.argmax(1)
                 hits += int((np.array(ids)[pick] == frame["candidate_id"].to_numpy()[sel]).sum())
                 n += len(sel)

@@ -35,8 +35,10 @@ REVIEW_LABELS = {
     "share_possible": "共有すべきものの可能性が残る",
     "resolved_unsupported": "解決済とする根拠の記載が弱い",
     "candidate_low": "対象候補の確信度が低い",
+    "candidate_unlisted": "一覧にない制度についての意見かもしれない（どの候補にもよく当てはまらない）",
     "off_domain": "対象候補との関連が薄い",
     "atypical": "似た意見が学習データに少ない（自動判定の前提外）",
+    "window_unrelated": "この照会回の意見の大半が対象候補・資料と関連が薄い（別の意見募集の意見かもしれない）",
 }
 FLOWCHART_RULES = {
     "OUT_OF_SCOPE": "①射程外（共通化の対象外の事項）",

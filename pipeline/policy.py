@@ -77,6 +77,8 @@ class ConformalPolicy:
     min_relevance: float = 0.0  # below this the opinion is unlike anything the references and corpus concern
     min_typical: float = 0.0  # below this it is unlike the calibration opinions: outside what the guarantee covers
     report: dict = field(default_factory=dict)
+    # below this pair logit the chosen candidate hardly fits on its own: the list may lack the opinion's system
+    min_candidate_fit: float = float("-inf")
 
     def p_values(self, proba: np.ndarray) -> np.ndarray:
         from crepes import ConformalClassifier
@@ -104,7 +106,7 @@ class ConformalPolicy:
     def to_dict(self) -> dict:
         return {
             "classes": list(self.classes), "epsilons": self.epsilons, "candidate_threshold": self.candidate_threshold,
-            "min_coverage": self.min_coverage, "min_relevance": self.min_relevance, "min_typical": self.min_typical, "report": self.report,
+            "min_coverage": self.min_coverage, "min_relevance": self.min_relevance, "min_typical": self.min_typical, "min_candidate_fit": self.min_candidate_fit, "report": self.report,
         }  # fmt: skip
 
     @classmethod
@@ -112,7 +114,7 @@ class ConformalPolicy:
         return cls(
             classes=tuple(d["classes"]), cal_alphas=np.asarray(cal_alphas), cal_labels=np.asarray(cal_labels).astype(int), epsilons=dict(d["epsilons"]),
             candidate_threshold=float(d["candidate_threshold"]), min_coverage=float(d["min_coverage"]), min_relevance=float(d["min_relevance"]),
-            min_typical=float(d.get("min_typical", 0.0)), report=d.get("report", {}),
+            min_typical=float(d.get("min_typical", 0.0)), report=d.get("report", {}), min_candidate_fit=float(d.get("min_candidate_fit", float("-inf"))),
         )  # fmt: skip
 
 
@@ -121,14 +123,35 @@ class ConformalPolicy:
 # close together go to review)
 CANDIDATE_FLOOR = 0.5
 # review reason codes (structured; rendered in Japanese by explain.REVIEW_LABELS)
-REVIEW_CODES = ("ingest", "ambiguous", "no_fit", "outside_set", "share_possible", "resolved_unsupported", "candidate_low", "off_domain", "atypical")
+REVIEW_CODES = ("ingest", "ambiguous", "no_fit", "outside_set", "share_possible", "resolved_unsupported", "candidate_low", "candidate_unlisted", "off_domain", "atypical", "window_unrelated")
+# a window most of whose opinions are unlike the calibration opinions is not the domain the model was
+# calibrated on (comments of another consultation): every row goes to a person. Out of fold, a training
+# window has 2–13 % of its opinions below min_typical; half is far from that and needs no tuning. Below
+# WINDOW_MIN_ROWS distinct opinions a share says little: each row is judged alone.
+WINDOW_UNRELATED_SHARE = 0.5
+WINDOW_MIN_ROWS = 30
+
+
+def window_unrelated(relevance: np.ndarray, policy: ConformalPolicy) -> bool:
+    """Are most of a window's distinct opinions atypical (``relevance`` below ``policy.min_typical``)?"""
+    r = np.asarray(relevance, dtype=np.float64)
+    return len(r) >= WINDOW_MIN_ROWS and float(np.mean(r < policy.min_typical)) > WINDOW_UNRELATED_SHARE
 
 
 def review_codes(
-    pred: np.ndarray, in_set: np.ndarray, classes: Sequence[str], coverage: np.ndarray, cand_conf: np.ndarray, relevance: np.ndarray, policy: ConformalPolicy, ingest_flagged: np.ndarray
+    pred: np.ndarray, in_set: np.ndarray, classes: Sequence[str], coverage: np.ndarray, cand_conf: np.ndarray, relevance: np.ndarray, policy: ConformalPolicy, ingest_flagged: np.ndarray,
+    cand_fit: np.ndarray | None = None, any_fit: np.ndarray | None = None,
 ) -> list[list[str]]:
-    """Why each opinion goes to a person ([] = decided automatically)."""
+    """Why each opinion goes to a person ([] = decided automatically).
+
+    ``cand_fit``: the mapping's pair logit of the chosen candidate (+inf for 全般); ``any_fit``: the best
+    pair logit of the list, 全般 included. Below ``policy.min_candidate_fit`` the chosen candidate hardly
+    fits on its own (「一覧にない制度」); when nothing on the list fits and the opinion is also unlike the
+    calibration opinions, it is off the domain."""
     classes = list(classes)
+    n = len(pred)
+    cand_fit = np.full(n, np.inf) if cand_fit is None else cand_fit
+    any_fit = np.full(n, np.inf) if any_fit is None else any_fit
     s, r = classes.index(SHARE), classes.index(RESOLVED)
     out = []
     for i in range(len(pred)):
@@ -148,7 +171,9 @@ def review_codes(
             codes.append("resolved_unsupported")
         if cand_conf[i] < max(policy.candidate_threshold, CANDIDATE_FLOOR):
             codes.append("candidate_low")
-        if relevance[i] < policy.min_relevance:
+        if cand_fit[i] < policy.min_candidate_fit:
+            codes.append("candidate_unlisted")
+        if relevance[i] < policy.min_relevance or (relevance[i] < policy.min_typical and any_fit[i] < policy.min_candidate_fit):
             codes.append("off_domain")
         elif relevance[i] < policy.min_typical:
             codes.append("atypical")

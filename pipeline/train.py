@@ -40,6 +40,9 @@ RETRIEVE_K = 5
 SHARE_EPSILON = 0.02  # the stated guarantee (ADR 0005)
 RELEVANCE_QUANTILE = 0.002  # an in-domain opinion is this rarely below the off-domain threshold (out of fold)
 TYPICAL_QUANTILE = 0.02  # below this quantile an opinion is decided by a person: the calibration hardly covers it
+# an opinion whose system is on the list has its best specific candidate fit this rarely below the floor
+# (out of fold, every system taken as new): below it, the list probably lacks the opinion's system
+UNLISTED_QUANTILE = 0.05
 
 
 def data_version(frame: pd.DataFrame) -> str:
@@ -184,6 +187,7 @@ class MappingFit:
     report: dict
     names: list[str]  # per row: its candidate's name in its window's list
     fit: np.ndarray  # per row: mapping.list_fit on its window's full list (the text model's "fit" block)
+    fit_floor: float = float("-inf")  # policy.min_candidate_fit (``unlisted_floor``)
 
 
 SUBLIST_SIZES = (2, 3, 5, 8)  # lists of these many candidates (the cross-cutting one included) are drawn too
@@ -268,9 +272,31 @@ def fit_mapping(X: pd.DataFrame, domain: Domain, refs: CorpusReferences, an: Ana
     oof_ids = [ids[int(p.argmax())] for ids, p in zip(ids_of, probs)]
     acc = float(np.mean([a == g for a, g in zip(oof_ids, gold)]))
     acc_new = float(np.mean([ids[int(s.argmax())] == g for ids, s, g in zip(ids_of, oof_new, gold)]))
+    general = {w: {c.id for c in d.candidates if c.general} for w, d in wdom.items()}
+    floor, caught = unlisted_floor(oof_new, ids_of, gold, [general[w] for w in windows])
     model = MappingModel(seed).fit(PX, Py)
-    report = {"oof_candidate_accuracy": acc, "oof_candidate_accuracy_as_new_systems": acc_new, "mapping_pairs": int(len(Py))}
-    return MappingFit(model, t, oof_ids, np.array([p.max() for p in probs]), report, names, fit)
+    report = {"oof_candidate_accuracy": acc, "oof_candidate_accuracy_as_new_systems": acc_new, "mapping_pairs": int(len(Py)), "unlisted_floor": floor, "oof_unlisted_caught": caught}
+    return MappingFit(model, t, oof_ids, np.array([p.max() for p in probs]), report, names, fit, floor)
+
+
+def unlisted_floor(scores: Sequence[np.ndarray], ids_of: Sequence[Sequence[str]], gold: Sequence[str], general: Sequence[set]) -> tuple[float, float]:
+    """The pair logit below which the best specific candidate of a list probably is not the opinion's system
+    (``UNLISTED_QUANTILE`` of the best specific logit of opinions whose system is on their list), and the
+    share of those opinions caught below it once their own system is taken off the list (a list that lacks
+    it). Out-of-fold logits; opinions about 全般 are left out (they concern no one system)."""
+    on, off = [], []
+    for s, ids, g, gen in zip(scores, ids_of, gold, general):
+        spec = np.array([c not in gen for c in ids])
+        if g in gen or not spec.any():
+            continue
+        on.append(s[spec].max())
+        others = spec & (np.array(ids) != g)
+        if others.any():
+            off.append(s[others].max())
+    if not on:
+        return float("-inf"), 0.0
+    floor = float(np.quantile(on, UNLISTED_QUANTILE))
+    return floor, float(np.mean(np.array(off) < floor)) if off else 0.0
 
 
 # --------------------------------------------------------------------------- the whole fit
@@ -333,7 +359,7 @@ def fit_opinion_model(
             lwo[rows] = np.maximum(lwo[rows], (emb[rows] @ index.emb.T).max(axis=1))
     min_relevance = float(np.quantile(lwo, RELEVANCE_QUANTILE))
     min_typical = float(np.quantile(lwo, TYPICAL_QUANTILE))
-    policy = ConformalPolicy(tuple(classes), 1 - P[np.arange(len(X)), y_idx], y_idx, epsilons, cand_threshold, 0.5, min_relevance, min_typical, policy_report)
+    policy = ConformalPolicy(tuple(classes), 1 - P[np.arange(len(X)), y_idx], y_idx, epsilons, cand_threshold, 0.5, min_relevance, min_typical, policy_report, mfit.fit_floor)
 
     text = clone(text_tpl).fit(X, y_text)
     learned = clone(learned_tpl).fit(X, y_name)

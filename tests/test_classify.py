@@ -271,3 +271,26 @@ def test_fast_char_vectoriser_gives_sklearns_matrix_bit_for_bit():
 
     pipe = Pipeline([("features", ColumnTransformer([("c", TfidfVectorizer(analyzer="char"), "t"), ("w", TfidfVectorizer(), "t")]).fit(pd.DataFrame({"t": docs})))])
     assert fast_char_vectorizers(pipe) == 1  # the word block is left as it is
+
+
+def test_a_candidate_that_fits_badly_on_its_own_is_flagged_unlisted_and_nothing_fitting_is_off_domain():
+    p, y = _synthetic(n=50, seed=7)
+    pol = ConformalPolicy(tuple(CLASSES), 1 - p[np.arange(len(y)), y], y, {"SHARE": 0.02, "*": 0.3}, 0.0, min_relevance=0.3, min_typical=0.5, min_candidate_fit=0.0)
+    n = len(y)
+    fit = np.where(np.arange(n) % 2 == 0, -1.0, 2.0)  # the chosen candidate's own pair logit
+    rel = np.where(np.arange(n) % 3 == 0, 0.4, 0.9)  # atypical every third row, never below min_relevance
+    codes = review_codes(p.argmax(1), pol.sets(p), CLASSES, np.ones(n), np.ones(n), rel, pol, np.zeros(n, bool), fit, fit)
+    assert all(("candidate_unlisted" in c) == (i % 2 == 0) for i, c in enumerate(codes))
+    # off the domain only when nothing on the list fits and the opinion is atypical as well
+    assert all(("off_domain" in c) == (i % 2 == 0 and i % 3 == 0) for i, c in enumerate(codes))
+    # 全般 (the cross-cutting id) has no one system to lack: +inf leaves it alone
+    assert not any("candidate_unlisted" in c for c in review_codes(p.argmax(1), pol.sets(p), CLASSES, np.ones(n), np.ones(n), rel, pol, np.zeros(n, bool), np.full(n, np.inf), fit))
+
+
+def test_a_window_mostly_unlike_the_domain_is_unrelated_as_a_whole():
+    from pipeline.policy import WINDOW_MIN_ROWS, window_unrelated
+
+    pol = ConformalPolicy(("SHARE",), np.zeros(1), np.zeros(1, int), {"SHARE": 0.02}, min_typical=0.5)
+    assert window_unrelated(np.full(WINDOW_MIN_ROWS, 0.3), pol)
+    assert not window_unrelated(np.full(WINDOW_MIN_ROWS - 1, 0.3), pol)  # too few to say
+    assert not window_unrelated(np.r_[np.full(20, 0.3), np.full(20, 0.8)], pol)  # half is not most
