@@ -119,7 +119,8 @@ def main() -> None:
         "outside_stages_seconds": round(secs - sum(stages.values()), 1),  # start-up, model and index, queue sync, export and report
         "load_average_1_5_15": [r["load"] for r in runs], "uptime_after": os.getloadavg(),
         "references": man.get("references", {}).get("source"),
-        "off_domain_flagged": round(float(codes.str.contains("off_domain").mean()), 4),
+        "off_domain_flagged": round(float(codes.str.split("|").map(lambda c: "off_domain" in c).mean()), 4),
+        "window_unrelated": round(float(codes.str.split("|").map(lambda c: "window_unrelated" in c).mean()), 4),
         "auto_decided": int(auto.sum()), "auto_decided_share": int((auto & (ops["category"] == "SHARE")).sum()),
         "auto_by_category": ops[auto]["category"].value_counts().to_dict(),
     }  # fmt: skip
