@@ -128,6 +128,20 @@ def test_tampered_model_file_is_refused(tiny_model_dir, tmp_path):
         load_model(d)
 
 
+def test_model_files_hold_vocabularies_as_plain_ints(tiny_model_dir):
+    """A char TF-IDF vocabulary of NumPy integers is written by skops as one array file per n-gram
+    (tens of thousands: seconds of every start-up); plain ints go into the schema."""
+    import zipfile
+
+    for name in ("text", "learned"):
+        with zipfile.ZipFile(tiny_model_dir / f"{name}.skops") as z:
+            assert sum(n.endswith(".npy") for n in z.namelist()) < 100, name
+    m = load_model(tiny_model_dir)
+    X = m.text.named_steps["features"]
+    vocabularies = [t.vocabulary_ for _, t, _ in X.transformers_ if hasattr(t, "vocabulary_")]
+    assert vocabularies and all(type(j) is int for v in vocabularies for j in list(v.values())[:50])
+
+
 def test_old_format_model_gets_a_clear_message(tmp_path):
     (tmp_path / "meta.json").write_text('{"category_temperature": 1.0}', encoding="utf-8")
     with pytest.raises(ModelFileError, match="学習し直して"):
