@@ -74,20 +74,36 @@ def candidate_scores(model: OpinionModel, profiles: CandidateProfiles, texts: li
     return F, S, softmax_rows(S, model.mapping_temperature)
 
 
-# what a row's decision depends on: rows equal in all of these (exact copies, same normalised text) are
-# classified once and share the result; each keeps its own row, id, body and duplicate columns
+# what a row's decision depends on: rows equal in all of these are classified once and share the result;
+# each keeps its own row, id, body and duplicate columns. The texts are compared as the dedupe compares
+# them (``normalize.key_from_match``): without punctuation, with the sender's own name and 本市/当町
+# masked — a campaign copy re-sent under another body's name is the same opinion, not a new one to
+# classify. A copy that adds a sentence is its own decision input.
 DECISION_INPUTS = ("match_text", "match_reason", "stated_candidate", "ingest_status")
+
+
+def decision_keys(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns ``distinct_rows`` compares: ``DECISION_INPUTS``, texts keyed as the dedupe keys them."""
+    from pipeline.normalize import key_from_match
+
+    cols = [c for c in DECISION_INPUTS if c in frame.columns]
+    keys = frame[cols].fillna("").astype(str)
+    body = frame["body"].fillna("").astype(str) if "body" in frame.columns else pd.Series("", index=frame.index)
+    if "match_text" in keys:
+        keys["match_text"] = frame["dedupe_key"].fillna("").astype(str) if "dedupe_key" in frame.columns else [key_from_match(t, b) for t, b in zip(keys["match_text"], body)]
+    if "match_reason" in keys:
+        keys["match_reason"] = [key_from_match(t, b) if t else "" for t, b in zip(keys["match_reason"], body)]
+    return keys
 
 
 def distinct_rows(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(positions of the first row of each distinct decision input, in input order; for every row, the
     number of its distinct input): ``frame.iloc[first]`` is what to classify, ``result[inverse]`` gives
     every row its result back."""
-    cols = [c for c in DECISION_INPUTS if c in frame.columns]
-    if not len(frame) or not cols:
+    if not len(frame) or not any(c in frame.columns for c in DECISION_INPUTS):
         return np.arange(len(frame)), np.arange(len(frame))
-    keys = frame[cols].fillna("").astype(str)
-    codes = pd.MultiIndex.from_frame(keys).factorize()[0] if len(cols) > 1 else pd.factorize(keys[cols[0]])[0]
+    keys = decision_keys(frame)
+    codes = pd.MultiIndex.from_frame(keys).factorize()[0] if keys.shape[1] > 1 else pd.factorize(keys.iloc[:, 0])[0]
     _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
     # np.unique sorts by code; codes number the keys in order of first appearance, so first is increasing
     return first, inverse.ravel()

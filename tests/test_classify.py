@@ -225,6 +225,17 @@ def test_distinct_rows_groups_exact_copies_in_input_order():
     assert inverse.tolist() == [0, 1, 0, 2, 3]
 
 
+def test_a_copy_under_another_bodys_name_shares_the_decision_but_an_added_sentence_does_not():
+    from pipeline.classify import distinct_rows
+    from pipeline.normalize import normalise
+
+    base = "八戸市では、預貯金照会の回答に時間がかかっている。オンライン化を早めてほしい。"
+    texts = [base, base.replace("八戸市", "弘前市").replace("、", ""), base.replace("八戸市では", "本町では"), base + "特に年度末が厳しい。"]
+    f = normalise(pd.DataFrame({"opinion_id": list("abcd"), "text": texts, "reason": "", "body": ["青森県八戸市", "青森県弘前市", "岩手県岩手町", "秋田県秋田市"], "stated_candidate": ""}))
+    first, inverse = distinct_rows(f)
+    assert first.tolist() == [0, 3] and inverse.tolist() == [0, 0, 0, 1]
+
+
 def test_each_distinct_text_is_encoded_once_and_copies_share_their_result(tiny_model_dir, labeled, domain, corpus_refs, monkeypatch):
     """Issue 11 item 1: exact copies are classified once and keep their own rows; every text and sentence
     is encoded once per batch, for the mapping, the precedent search and the retrieval together, even
