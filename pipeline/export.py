@@ -193,14 +193,24 @@ def added_sentences(representative: str, member: str, bodies: tuple[str, ...] = 
     return out
 
 
-def member_differences(group: list[dict], rep: dict, domain: Domain) -> str:
+# members compared with the representative per group: a campaign group of thousands of copies would take
+# a minute to compare and more than an Excel cell holds; the rest are counted, each row is in opinions.csv
+MAX_COMPARED_MEMBERS = 200
+
+
+def member_differences(group: list[dict], rep: dict, domain: Domain, limit: int = MAX_COMPARED_MEMBERS) -> str:
     """Per member, what it adds to the representative (opinion and reason), and its prediction when it
-    differs from the representative's; one line per member that differs. ``group``: the members' rows."""
+    differs from the representative's; one line per member that differs, for the first ``limit`` members
+    (the rest counted in a last line). ``group``: the members' rows."""
     lines = []
     rep_body, rep_text, rep_reason, rep_cat = _s(rep, "body"), _s(rep, "text"), _s(rep, "reason"), _s(rep, "category")
-    for m in group:
-        if m["opinion_id"] == rep["opinion_id"]:
-            continue
+    others = [m for m in group if m["opinion_id"] != rep["opinion_id"]]
+    if len(others) > limit:
+        lines_after = [f"（ほか {len(others) - limit:,} 件は比べていません。各意見は opinions.csv にあります）"]
+        others = others[:limit]
+    else:
+        lines_after = []
+    for m in others:
         bodies = tuple(b for b in (rep_body, _s(m, "body")) if b)
         text_add = added_sentences(rep_text, _s(m, "text"), bodies)
         reason_add = added_sentences(rep_reason, _s(m, "reason"), bodies)
@@ -213,7 +223,7 @@ def member_differences(group: list[dict], rep: dict, domain: Domain) -> str:
             parts.append(f"モデルの分類：{domain.category_label(_s(m, 'category'))}")
         if parts:
             lines.append(f"【{_s(m, 'body') or '団体名なし'}（{m['opinion_id']}）】" + " ".join(parts))
-    return "\n".join(lines)
+    return "\n".join(lines + lines_after)
 
 
 def _by_value(group: list[dict], col: str) -> dict:

@@ -705,3 +705,14 @@ def test_a_long_model_reason_does_not_make_the_row_as_high_as_itself(tmp_path, d
     g["分類の理由（モデル）"] = ["判断フローチャートの①〜⑥のいずれにも当たらないため共有すべきもの。" * 20, ""]  # ~23 lines in 50 wide
     _, _, heights = _sheet_dims(write_export(g, tmp_path / "out")["xlsx"])
     assert heights[2] == SECONDARY_LINES * LINE_PT + 4 and heights[3] < heights[2]
+
+
+def test_a_campaign_group_compares_its_first_members_and_counts_the_rest(domain):
+    from pipeline.export import member_differences
+
+    rep = {"opinion_id": "r", "body": "A市", "text": BASE, "reason": "", "category": "SHARE"}
+    members = [rep] + [{"opinion_id": f"m{i}", "body": f"B{i}町", "text": ADDED + BASE, "reason": "", "category": "SHARE"} for i in range(7)]
+    full = member_differences(members, rep, domain, limit=10).split("\n")
+    assert len(full) == 7 and all(ADDED in line for line in full)
+    capped = member_differences(members, rep, domain, limit=3).split("\n")
+    assert len(capped) == 4 and capped[:3] == full[:3] and "ほか 4 件" in capped[-1] and "opinions.csv" in capped[-1]
