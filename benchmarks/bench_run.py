@@ -111,7 +111,7 @@ def main() -> None:
     secs = statistics.median(r["seconds"] for r in runs)
     stages = {k: round(statistics.median(r["manifest"]["timings_s"].get(k, 0.0) for r in runs), 2) for k in man.get("timings_s", {})}
     auto = ops["needs_review"] == "false"
-    codes = ops["review_codes"].fillna("")
+    codes = ops["review_codes"].fillna("").str.split("|")
     summary = {
         "rows_in": len(texts), "rows_out": len(ops), "rows_equal": len(texts) == len(ops) == man.get("rows_out"),
         "runs": len(runs), "median_seconds": round(secs, 1), "median_opinions_per_s": round(len(texts) / secs, 1),
@@ -119,8 +119,8 @@ def main() -> None:
         "outside_stages_seconds": round(secs - sum(stages.values()), 1),  # start-up, model and index, queue sync, export and report
         "load_average_1_5_15": [r["load"] for r in runs], "uptime_after": os.getloadavg(),
         "references": man.get("references", {}).get("source"),
-        "off_domain_flagged": round(float(codes.str.split("|").map(lambda c: "off_domain" in c).mean()), 4),
-        "window_unrelated": round(float(codes.str.split("|").map(lambda c: "window_unrelated" in c).mean()), 4),
+        "off_domain_flagged": round(float(codes.map(lambda c: "off_domain" in c).mean()), 4),
+        "window_unrelated": round(float(codes.map(lambda c: "window_unrelated" in c).mean()), 4),
         "auto_decided": int(auto.sum()), "auto_decided_share": int((auto & (ops["category"] == "SHARE")).sum()),
         "auto_by_category": ops[auto]["category"].value_counts().to_dict(),
     }  # fmt: skip

@@ -173,8 +173,7 @@ def _predict_part(model: OpinionModel, X: pd.DataFrame, domain: Domain, index: P
     cand_conf = p_cand.max(1)
     # how well the chosen candidate fits on its own (a softmax is sure of the best of a list that lacks
     # the opinion's system), and whether anything on the list fits, the cross-cutting 全般 included
-    general = np.array([p.general for p in profiles.profiles])
-    cand_fit = np.where(general[cand_idx], np.inf, fit[np.arange(n), cand_idx]) if n else np.zeros(0)
+    cand_fit = np.where(profiles.general[cand_idx], np.inf, fit[np.arange(n), cand_idx]) if n else np.zeros(0)
     any_fit = fit.max(axis=1) if fit.shape[1] else np.full(n, -np.inf)
     codes = review_codes(pred, in_set, classes, cov, cand_conf, relevance, model.policy, flagged, cand_fit, any_fit)
     share = classes.index(SHARE)

@@ -205,12 +205,7 @@ def member_differences(group: list[dict], rep: dict, domain: Domain, limit: int 
     lines = []
     rep_body, rep_text, rep_reason, rep_cat = _s(rep, "body"), _s(rep, "text"), _s(rep, "reason"), _s(rep, "category")
     others = [m for m in group if m["opinion_id"] != rep["opinion_id"]]
-    if len(others) > limit:
-        lines_after = [f"（ほか {len(others) - limit:,} 件は比べていません。各意見は opinions.csv にあります）"]
-        others = others[:limit]
-    else:
-        lines_after = []
-    for m in others:
+    for m in others[:limit]:
         bodies = tuple(b for b in (rep_body, _s(m, "body")) if b)
         text_add = added_sentences(rep_text, _s(m, "text"), bodies)
         reason_add = added_sentences(rep_reason, _s(m, "reason"), bodies)
@@ -223,7 +218,9 @@ def member_differences(group: list[dict], rep: dict, domain: Domain, limit: int 
             parts.append(f"モデルの分類：{domain.category_label(_s(m, 'category'))}")
         if parts:
             lines.append(f"【{_s(m, 'body') or '団体名なし'}（{m['opinion_id']}）】" + " ".join(parts))
-    return "\n".join(lines + lines_after)
+    if len(others) > limit:
+        lines.append(f"（ほか {len(others) - limit:,} 件は比べていません。各意見は opinions.csv にあります）")
+    return "\n".join(lines)
 
 
 def _by_value(group: list[dict], col: str) -> dict:

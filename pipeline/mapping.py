@@ -76,6 +76,11 @@ class CandidateProfiles:
     def ids(self) -> list[str]:
         return [p.id for p in self.profiles]
 
+    @property
+    def general(self) -> np.ndarray:
+        """Per candidate: is it the cross-cutting 全般 entry."""
+        return np.array([p.general for p in self.profiles], dtype=bool)
+
     def __len__(self) -> int:
         return len(self.profiles)
 
@@ -215,7 +220,7 @@ def pair_features(profiles: CandidateProfiles, texts: Sequence[str], emb: np.nda
             F[i, k, f["number"]] = float(bool(pats[k] and pats[k].search(written[i])))
             F[i, k, f["ministry"]] = float(any(x in t for x in p.ministries))
         F[i, :, f["general_cues"]] = np.log1p(len(GENERAL_CUES.findall(t)))
-    general = np.array([p.general for p in profiles.profiles])
+    general = profiles.general
     F[:, :, f["general"]] = general[None, :]
     spec = ~general
     if spec.any():
@@ -253,7 +258,7 @@ def list_fit(F: np.ndarray, profiles: CandidateProfiles) -> np.ndarray:
     """(opinions × FIT_COLUMNS): the best description similarity (whole text, best sentence), the best name
     cover over the specific candidates, and the similarity to the cross-cutting entry."""
     f = {name: j for j, name in enumerate(MAPPING_FEATURES)}
-    general = np.array([p.general for p in profiles.profiles])
+    general = profiles.general
     out = np.zeros((F.shape[0], len(FIT_COLUMNS)))
     if F.shape[0] == 0:
         return out

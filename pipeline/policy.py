@@ -154,7 +154,7 @@ def review_codes(
     any_fit = np.full(n, np.inf) if any_fit is None else any_fit
     s, r = classes.index(SHARE), classes.index(RESOLVED)
     out = []
-    for i in range(len(pred)):
+    for i in range(n):
         codes = []
         if ingest_flagged[i]:
             codes.append("ingest")
